@@ -1,0 +1,174 @@
+"""Where tokens come from: the cloud's login host, the tenant, and the v2.0 endpoint URLs.
+
+Pure: no discovery request is ever needed for the known Entra hosts, so one token exchange is
+exactly one POST. Credentials go only over https, or plain http to a loopback address (a local
+emulator or test server).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Mapping, Optional
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, InsecureAuthorityError
+
+__all__ = [
+    "CLOUD_ALIASES",
+    "DEFAULT_AUTHORITY_HOST",
+    "DEFAULT_TENANT",
+    "KNOWN_ENTRA_HOSTS",
+    "Authority",
+    "is_loopback_host",
+]
+
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_TENANT = "organizations"
+
+CLOUD_ALIASES: Mapping[str, str] = {
+    "public": "https://login.microsoftonline.com",
+    "azure": "https://login.microsoftonline.com",
+    "usgov": "https://login.microsoftonline.us",
+    "china": "https://login.chinacloudapi.cn",
+}
+
+# The hosts instance discovery lists for Entra's clouds (entra-protocol.md §1.5, §1.7).
+KNOWN_ENTRA_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.windows.net",
+        "login.microsoft.com",
+        "sts.windows.net",
+        "login.microsoftonline.us",
+        "login.usgovcloudapi.net",
+        "login-us.microsoftonline.com",
+        "login.chinacloudapi.cn",
+        "login.partner.microsoftonline.cn",
+        "login.microsoftonline.de",
+    }
+)
+
+_TENANT_ALIASES = frozenset({"organizations", "common", "consumers"})
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_tenant(tenant: str) -> str:
+    tenant = tenant.strip()
+    if tenant.lower() in _TENANT_ALIASES:
+        return tenant.lower()
+    if _GUID.match(tenant):
+        if set(tenant.replace("-", "")) == {"0"}:
+            raise ConfigError("tenant: the all-zero GUID is not a tenant id")
+        return tenant.lower()
+    if _DOMAIN.match(tenant):
+        return tenant.lower()
+    raise ConfigError(
+        "tenant must be a tenant id (GUID), a verified domain, or one of organizations, common, consumers"
+    )
+
+
+def _normalise_host(host: str) -> str:
+    host = host.strip()
+    if not host:
+        raise ConfigError("authority host is empty")
+    host = CLOUD_ALIASES.get(host.lower(), host)
+    if "://" not in host:
+        host = "https://" + host
+    try:
+        parts = urlsplit(host)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError("authority host is not a valid URL") from exc
+    if parts.scheme not in ("https", "http"):
+        raise ConfigError("authority host must be an https URL")
+    hostname = parts.hostname or ""
+    if not hostname or not (_HOSTNAME.match(hostname) or ":" in hostname):
+        raise ConfigError("authority host has no valid host name")
+    if parts.username or parts.password:
+        raise ConfigError("authority host must not carry credentials")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError("authority host must be scheme://host[:port] only; pass the tenant with --tenant / tenant=")
+    if parts.scheme == "http" and not is_loopback_host(hostname):
+        raise InsecureAuthorityError(
+            f"refusing plain http to {hostname}: credentials go only over https, "
+            "or http to a loopback address (127.0.0.1, ::1, localhost)"
+        )
+    netloc = f"[{hostname}]" if ":" in hostname else hostname
+    if port is not None and not (parts.scheme == "https" and port == 443):
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc}"
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A validated authority: ``host`` (``scheme://host[:port]``) and ``tenant``.
+
+    Build it with :meth:`Authority.of`, which checks both; the constructor trusts its input.
+    """
+
+    host: str
+    tenant: str
+
+    @classmethod
+    def of(cls, authority_host: Optional[str] = None, tenant: Optional[str] = None) -> Authority:
+        """Validate and normalise a host (URL, bare name or cloud alias) and a tenant.
+
+        Raises:
+            ConfigError: the host or tenant is malformed.
+            InsecureAuthorityError: plain http to a host that is not loopback.
+        """
+        return cls(
+            host=_normalise_host(authority_host or DEFAULT_AUTHORITY_HOST),
+            tenant=_check_tenant(tenant or DEFAULT_TENANT),
+        )
+
+    @property
+    def hostname(self) -> str:
+        return urlsplit(self.host).hostname or ""
+
+    @property
+    def is_known_entra_host(self) -> bool:
+        return self.hostname in KNOWN_ENTRA_HOSTS
+
+    @property
+    def base(self) -> str:
+        return f"{self.host}/{self.tenant}"
+
+    @property
+    def authorize_endpoint(self) -> str:
+        return f"{self.base}/oauth2/v2.0/authorize"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.base}/oauth2/v2.0/token"
+
+    @property
+    def device_code_endpoint(self) -> str:
+        return f"{self.base}/oauth2/v2.0/devicecode"
+
+    @property
+    def discovery_endpoint(self) -> str:
+        return f"{self.base}/v2.0/.well-known/openid-configuration"
+
+    @property
+    def jwks_endpoint(self) -> str:
+        return f"{self.base}/discovery/v2.0/keys"
+
+    def with_tenant(self, tenant: str) -> Authority:
+        """The same host with another (validated) tenant."""
+        return Authority(self.host, _check_tenant(tenant))

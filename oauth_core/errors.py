@@ -1,0 +1,490 @@
+"""The one exception tree of oauth_core.
+
+::
+
+    OAuthCoreError                      base of everything raised on purpose; exit_code for the CLI
+    ├── ConfigError                     a local mistake: bad argument, tenant, scope, file (exit 2)
+    │   └── InsecureAuthorityError      http to a non-loopback host, untrusted host (exit 4)
+    ├── RedirectError                   a redirect URL that is malformed or incomplete (exit 2)
+    ├── SecurityCheckError              a protection fired (exit 4)
+    │   ├── StateMismatch               redirect state differs from the pending request
+    │   └── NonceMismatch               id_token nonce differs from the pending request
+    ├── TokenDecodeError                a JWT that is not a JWT (exit 2)
+    │   └── SignatureVerificationError  a JWT whose signature or issuer/audience failed (exit 4)
+    ├── TransportError                  the service could not be reached or kept failing (exit 3)
+    │   └── TransientError              retryable failures, retries spent (attempts, waits on it)
+    ├── ResponseFormatError             the service answered something that is not Entra's format (exit 3)
+    └── OAuthError                      Entra refused: error, AADSTS codes, trace and correlation ids (exit 1)
+        ├── InvalidGrant                bad or dead code, refresh token or password
+        ├── InteractionRequired         a person must sign in (MFA, consent, Conditional Access)
+        ├── InvalidClient / UnauthorizedClient / InvalidScope / InvalidRequest
+        ├── InvalidTenant / InvalidResource / AccessDenied / LoopDetected / ServerError
+        └── AuthorizationPending / SlowDown / ExpiredToken / AuthorizationDeclined
+            / BadVerificationCode   (device code polling states)
+
+Messages never contain a secret: OAuth errors carry only what Entra said, and local errors
+name what is wrong, not the value.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Mapping, Optional, Sequence, Tuple, Type
+
+__all__ = [
+    "AADSTS",
+    "AccessDenied",
+    "AuthorizationDeclined",
+    "AuthorizationPending",
+    "BadVerificationCode",
+    "ConfigError",
+    "ExpiredToken",
+    "InsecureAuthorityError",
+    "InteractionRequired",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidRequest",
+    "InvalidResource",
+    "InvalidScope",
+    "InvalidTenant",
+    "LoopDetected",
+    "NonceMismatch",
+    "OAuthCoreError",
+    "OAuthError",
+    "RedirectError",
+    "ResponseFormatError",
+    "SecurityCheckError",
+    "ServerError",
+    "SignatureVerificationError",
+    "SlowDown",
+    "StateMismatch",
+    "TokenDecodeError",
+    "TransientError",
+    "TransportError",
+    "UnauthorizedClient",
+    "oauth_error_from_body",
+]
+
+
+class OAuthCoreError(Exception):
+    """Base of every error oauth_core raises on purpose."""
+
+    exit_code: ClassVar[int] = 2
+    hint: Optional[str] = None
+
+
+class ConfigError(OAuthCoreError, ValueError):
+    """A local mistake: a bad argument, tenant, scope, URL or file."""
+
+    exit_code = 2
+
+
+class InsecureAuthorityError(ConfigError):
+    """The authority would receive credentials over plain http, or is not trusted."""
+
+    exit_code = 4
+
+
+class RedirectError(OAuthCoreError, ValueError):
+    """The redirect URL (or query string) is malformed, hostile or incomplete."""
+
+    exit_code = 2
+
+
+class SecurityCheckError(OAuthCoreError):
+    """A protection of the protocol fired; nothing was sent after it."""
+
+    exit_code = 4
+
+
+class StateMismatch(SecurityCheckError):
+    """The redirect's ``state`` is missing or differs from the pending request's."""
+
+
+class NonceMismatch(SecurityCheckError):
+    """The id_token's ``nonce`` is missing or differs from the pending request's."""
+
+
+class TokenDecodeError(OAuthCoreError, ValueError):
+    """The value is not a well-formed JWT (segments, base64url, JSON objects)."""
+
+    exit_code = 2
+
+
+class SignatureVerificationError(TokenDecodeError):
+    """The JWT's signature, algorithm, key id, issuer or audience did not check out."""
+
+    exit_code = 4
+
+
+class TransportError(OAuthCoreError):
+    """The identity service could not be reached, or answered with a transient failure."""
+
+    exit_code = 3
+
+
+class TransientError(TransportError):
+    """Retryable failures (timeouts, connection errors, 408/429/5xx) outlasted the retry policy.
+
+    Attributes:
+        attempts: how many requests were sent.
+        waits: the seconds slept between them.
+        status: the last HTTP status, or None when the last failure was a network error.
+        retry_after: the last ``Retry-After`` the service asked for, in seconds, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int = 1,
+        waits: Sequence[float] = (),
+        status: Optional[int] = None,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.waits = tuple(waits)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ResponseFormatError(OAuthCoreError):
+    """The service answered with something that is not an Entra response.
+
+    Attributes:
+        status: the HTTP status.
+        snippet: the start of the body, with anything token-like redacted.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, status: Optional[int] = None, snippet: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.snippet = snippet
+
+
+class OAuthError(OAuthCoreError):
+    """Entra refused the request; the fields are what its error body said.
+
+    Attributes:
+        error: the OAuth ``error`` value, e.g. ``invalid_grant``.
+        error_description: Entra's text (``AADSTS50126: ...``).
+        error_codes: the AADSTS numbers.
+        suberror: Entra's ``suberror`` (``basic_action``, ``consent_required`` ...), if any.
+        trace_id, correlation_id, timestamp, error_uri: Entra's diagnostics.
+        claims: a claims challenge (JSON text) to send with the next interactive request.
+        status: the HTTP status (None for errors that arrived in a redirect).
+    """
+
+    exit_code = 1
+    oauth_error: ClassVar[Optional[str]] = None
+
+    def __init__(
+        self,
+        error: str,
+        error_description: str = "",
+        *,
+        error_codes: Sequence[int] = (),
+        suberror: Optional[str] = None,
+        trace_id: Optional[str] = None,
+        correlation_id: Optional[str] = None,
+        timestamp: Optional[str] = None,
+        error_uri: Optional[str] = None,
+        claims: Optional[str] = None,
+        status: Optional[int] = None,
+    ) -> None:
+        self.error = error
+        self.error_description = error_description
+        self.error_codes: Tuple[int, ...] = tuple(error_codes)
+        self.suberror = suberror
+        self.trace_id = trace_id
+        self.correlation_id = correlation_id
+        self.timestamp = timestamp
+        self.error_uri = error_uri
+        self.claims = claims
+        self.status = status
+        entry = AADSTS.get(self.error_codes[0]) if self.error_codes else None
+        self.hint = entry[2] if entry else type(self).hint
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        first_line = self.error_description.strip().split("\r\n")[0].split(" Trace ID:")[0]
+        text = f"{self.error}: {first_line}" if first_line else self.error
+        return text if len(text) <= 500 else text[:497] + "..."
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as a JSON-ready dict (no secrets: only what Entra said)."""
+        return {
+            "error": self.error,
+            "error_description": self.error_description,
+            "error_codes": list(self.error_codes),
+            "suberror": self.suberror,
+            "correlation_id": self.correlation_id,
+            "trace_id": self.trace_id,
+            "status": self.status,
+        }
+
+
+class InvalidGrant(OAuthError):
+    """The code, refresh token or password was refused (wrong, expired, reused or revoked)."""
+
+    oauth_error = "invalid_grant"
+    hint = "Sign in again: the grant you used is no longer valid."
+
+
+class InteractionRequired(OAuthError):
+    """A person must complete an interactive sign-in (MFA, consent, Conditional Access)."""
+
+    oauth_error = "interaction_required"
+    hint = "A person must sign in interactively: run `oauth-core login` (or authorize-url + exchange)."
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed (missing, wrong or expired secret or assertion)."""
+
+    oauth_error = "invalid_client"
+    hint = "Check the client id and its credential (secret or certificate)."
+
+
+class UnauthorizedClient(OAuthError):
+    """The application is unknown in this tenant, or may not use this grant."""
+
+    oauth_error = "unauthorized_client"
+    hint = "Check --client-id and --tenant: the app must be registered in (or consented to by) that tenant."
+
+
+class InvalidScope(OAuthError):
+    """The requested scope is not valid for this resource or grant."""
+
+    oauth_error = "invalid_scope"
+    hint = "Check --scope: one resource per request, and `<resource>/.default` for client credentials."
+
+
+class InvalidRequest(OAuthError):
+    """The request was malformed or used an endpoint that does not support it."""
+
+    oauth_error = "invalid_request"
+
+
+class InvalidTenant(OAuthError):
+    """The tenant does not exist in this cloud."""
+
+    oauth_error = "invalid_tenant"
+    hint = "Check --tenant and --authority-host (the tenant must exist in that cloud)."
+
+
+class InvalidResource(OAuthError):
+    """The resource named by the scope does not exist in the tenant."""
+
+    oauth_error = "invalid_resource"
+
+
+class AccessDenied(OAuthError):
+    """The user or an administrator declined."""
+
+    oauth_error = "access_denied"
+
+
+class LoopDetected(OAuthError):
+    """Entra saw too many identical requests (AADSTS50196); never retried."""
+
+    hint = "Stop repeating the same request; wait a few minutes before trying again."
+
+
+class ServerError(OAuthError):
+    """Entra reported a server-side failure in a redirect or error body."""
+
+    oauth_error = "server_error"
+
+
+class AuthorizationPending(OAuthError):
+    """Device code flow: the user has not finished signing in yet."""
+
+    oauth_error = "authorization_pending"
+
+
+class SlowDown(OAuthError):
+    """Device code flow: poll less often."""
+
+    oauth_error = "slow_down"
+
+
+class ExpiredToken(OAuthError):
+    """Device code flow: the device code expired before the user signed in."""
+
+    oauth_error = "expired_token"
+
+
+class AuthorizationDeclined(OAuthError):
+    """Device code flow: the user declined."""
+
+    oauth_error = "authorization_declined"
+
+
+class BadVerificationCode(OAuthError):
+    """Device code flow: the device code is not recognised."""
+
+    oauth_error = "bad_verification_code"
+
+
+_MFA = "Multi-factor authentication is required: the password grant cannot do it. Use `oauth-core login`."
+_CONSENT = "Consent is missing: sign in once interactively (`oauth-core login`) or ask an admin to grant it."
+_CA = "Conditional Access blocked this sign-in; an interactive sign-in from a compliant device may pass."
+_BAD_PASSWORD = (
+    "Wrong username or password. Federated (ADFS) accounts also get this from the password grant: "
+    "use `oauth-core login`."
+)
+_RT_DEAD = "The refresh token is no longer valid: sign in again (`oauth-core login` or `password`)."
+_CODE_DEAD = "The authorization code is expired or used: run `oauth-core authorize-url` again."
+_TENANT_ALIAS = "The password grant needs a tenant id, a domain or `organizations`, not common/consumers."
+
+# AADSTS number -> (exception class, short meaning, what to do next). One table for every code
+# in shared/entra-protocol.md; the class wins over the `error` value Entra sent, because Entra
+# reports MFA and consent as `invalid_grant` on the v2 password grant.
+AADSTS: Mapping[int, Tuple[Type[OAuthError], str, Optional[str]]] = {
+    50126: (InvalidGrant, "invalid username or password", _BAD_PASSWORD),
+    50034: (InvalidGrant, "user account does not exist in the directory", "Check the username and --tenant."),
+    50053: (InvalidGrant, "account locked (too many attempts)", "Wait, then try again or reset the password."),
+    50057: (InvalidGrant, "user account is disabled", "Ask an administrator to enable the account."),
+    50055: (InteractionRequired, "password expired", "Change the password interactively, then sign in."),
+    50076: (InteractionRequired, "multi-factor authentication required", _MFA),
+    50079: (InteractionRequired, "multi-factor registration required", _MFA),
+    50072: (InteractionRequired, "MFA enrollment interrupt", _MFA),
+    530035: (InteractionRequired, "blocked by security defaults", _MFA),
+    65001: (InteractionRequired, "consent required", _CONSENT),
+    65004: (AccessDenied, "user declined consent", _CONSENT),
+    53003: (InteractionRequired, "blocked by Conditional Access", _CA),
+    530032: (InteractionRequired, "blocked by Conditional Access security policy", _CA),
+    50058: (InteractionRequired, "no signed-in session for a silent request", "Sign in interactively."),
+    50199: (InteractionRequired, "user confirmation required", "Sign in interactively."),
+    70043: (InteractionRequired, "refresh token expired by sign-in frequency policy", _RT_DEAD),
+    70008: (InvalidGrant, "code or refresh token expired", _CODE_DEAD),
+    54005: (InvalidGrant, "authorization code already redeemed", _CODE_DEAD),
+    700082: (InvalidGrant, "refresh token expired due to inactivity", _RT_DEAD),
+    700084: (InvalidGrant, "SPA refresh token past its fixed lifetime", _RT_DEAD),
+    50173: (InvalidGrant, "grant revoked (password changed or reset)", _RT_DEAD),
+    70000: (InvalidGrant, "refresh token or assertion is invalid", _RT_DEAD),
+    9002313: (
+        InvalidGrant,
+        "request malformed (garbled code or token)",
+        "Pass the code or token exactly once-encoded.",
+    ),
+    50148: (InvalidGrant, "code_verifier does not match code_challenge", "Finish with the same pending request."),
+    501481: (InvalidGrant, "code_verifier does not match code_challenge", "Finish with the same pending request."),
+    700005: (InvalidGrant, "code issued for another tenant", "Redeem the code with the tenant it was issued for."),
+    7000218: (
+        InvalidClient,
+        "client credential required",
+        "The app is confidential: pass a client secret, or enable public client flows.",
+    ),
+    7000215: (InvalidClient, "invalid client secret", "Use the secret's value, not its id."),
+    7000222: (InvalidClient, "client secret expired", "Create a new client secret."),
+    700025: (InvalidClient, "public client must not present a credential", "Do not send a secret for a public client."),
+    700027: (InvalidClient, "client assertion signature invalid", "Check the certificate registered for the app."),
+    70002: (InvalidClient, "client credential invalid", None),
+    50012: (InvalidClient, "client assertion invalid", None),
+    700016: (UnauthorizedClient, "application not found in the directory", None),
+    90002: (InvalidTenant, "tenant not found", None),
+    50059: (InvalidTenant, "no tenant-identifying information", "Pass --tenant with a tenant id or domain."),
+    70011: (InvalidScope, "invalid scope", None),
+    1002012: (InvalidScope, "client credentials need a /.default scope", None),
+    700022: (InvalidScope, "scopes span more than one resource", None),
+    500011: (
+        InvalidResource,
+        "resource principal not found in the tenant",
+        "Check the scope's resource id and the tenant.",
+    ),
+    900144: (InvalidRequest, "a required parameter is missing", None),
+    90014: (InvalidRequest, "a required field is missing", None),
+    9001023: (InvalidRequest, "grant not supported on /common or /consumers", _TENANT_ALIAS),
+    901002: (InvalidRequest, "the v1 `resource` parameter is not supported on v2", "Use scope=<resource>/.default."),
+    90102: (InvalidRequest, "redirect_uri is not a valid absolute URI", None),
+    50011: (InvalidRequest, "redirect URI mismatch", "Use a redirect URI registered for the app."),
+    50147: (InvalidRequest, "code_challenge has the wrong size", None),
+    501491: (InvalidRequest, "code_challenge has the wrong size", None),
+    700054: (InvalidRequest, "response_type not enabled for the app", None),
+    50049: (InvalidRequest, "unknown authority instance", "Check --authority-host."),
+    50196: (LoopDetected, "too many identical requests (loop detected)", LoopDetected.hint),
+    70016: (AuthorizationPending, "device flow: authorization pending", None),
+    70020: (ExpiredToken, "device flow: device code expired", "Start the device code flow again."),
+    70018: (BadVerificationCode, "device flow: bad verification code", None),
+    70019: (ExpiredToken, "device flow: code expired", None),
+}
+
+_BY_ERROR: Mapping[str, Type[OAuthError]] = {
+    cls.oauth_error: cls
+    for cls in (
+        InvalidGrant,
+        InteractionRequired,
+        InvalidClient,
+        UnauthorizedClient,
+        InvalidScope,
+        InvalidRequest,
+        InvalidTenant,
+        InvalidResource,
+        AccessDenied,
+        ServerError,
+        AuthorizationPending,
+        SlowDown,
+        ExpiredToken,
+        AuthorizationDeclined,
+        BadVerificationCode,
+    )
+    if cls.oauth_error
+}
+_BY_ERROR = {
+    **_BY_ERROR,
+    "consent_required": InteractionRequired,
+    "login_required": InteractionRequired,
+    "temporarily_unavailable": ServerError,
+}
+
+_AADSTS_IN_TEXT = re.compile(r"AADSTS(\d{4,9})")
+
+
+def _codes(body: Mapping[str, Any]) -> Tuple[int, ...]:
+    raw = body.get("error_codes")
+    if isinstance(raw, list):
+        codes = tuple(c for c in raw if isinstance(c, int) and not isinstance(c, bool))
+        if codes:
+            return codes
+    description = body.get("error_description")
+    if isinstance(description, str):
+        match = _AADSTS_IN_TEXT.search(description)
+        if match:
+            return (int(match.group(1)),)
+    return ()
+
+
+def _optional_str(body: Mapping[str, Any], key: str) -> Optional[str]:
+    value = body.get(key)
+    return value if isinstance(value, str) else None
+
+
+def oauth_error_from_body(body: Mapping[str, Any], *, status: Optional[int] = None) -> OAuthError:
+    """Build the typed error for an Entra error body (token endpoint JSON or redirect query).
+
+    The class comes from the first AADSTS code when the table knows it, else from ``error``.
+    Only string fields are taken, so a hostile body cannot smuggle other types in.
+    """
+    error = _optional_str(body, "error") or "unknown_error"
+    codes = _codes(body)
+    cls: Type[OAuthError] = OAuthError
+    if codes and codes[0] in AADSTS:
+        cls = AADSTS[codes[0]][0]
+    elif error in _BY_ERROR:
+        cls = _BY_ERROR[error]
+    return cls(
+        error,
+        _optional_str(body, "error_description") or "",
+        error_codes=codes,
+        suberror=_optional_str(body, "suberror"),
+        trace_id=_optional_str(body, "trace_id"),
+        correlation_id=_optional_str(body, "correlation_id"),
+        timestamp=_optional_str(body, "timestamp"),
+        error_uri=_optional_str(body, "error_uri"),
+        claims=_optional_str(body, "claims"),
+        status=status,
+    )

@@ -1,0 +1,72 @@
+"""Private files: the user's state directory and atomic, owner-only (0600) writes.
+
+A write goes to a temporary file in the same directory, is flushed and fsynced, then renamed
+over the target, so a reader (or a crash) sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+__all__ = ["read_private", "remove_quietly", "state_dir", "write_private"]
+
+
+def state_dir(override: Optional[str] = None) -> Path:
+    """Where oauth-core keeps pending requests and tokens.
+
+    ``OAUTH_CORE_HOME`` wins; else ``$XDG_STATE_HOME/oauth-core`` or ``~/.local/state/oauth-core``
+    (``%LOCALAPPDATA%\\oauth-core`` on Windows).
+    """
+    chosen = override or os.environ.get("OAUTH_CORE_HOME")
+    if chosen:
+        return Path(chosen).expanduser()
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "oauth-core"
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "oauth-core"
+
+
+def _ensure_dir(path: Path) -> None:
+    for directory in [*reversed(path.parents), path]:
+        if not directory.exists():
+            directory.mkdir(mode=0o700, exist_ok=True)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically with mode 0600 (directories created 0700)."""
+    _ensure_dir(path.parent)
+    # mkstemp creates the file with mode 0600 before anything is written to it.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(Path(tmp))
+        raise
+    if hasattr(os, "O_DIRECTORY"):
+        dir_fd = os.open(str(path.parent), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def read_private(path: Path) -> Optional[str]:
+    """The file's text, or None when it does not exist."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def remove_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
