@@ -26,6 +26,7 @@ _EXPORTS = {
     "HttpResponse": "protocol",
     "InsecureAuthorityError": "errors",
     "InteractionRequired": "errors",
+    "InteractionTimeout": "errors",
     "InvalidClient": "errors",
     "InvalidGrant": "errors",
     "InvalidRequest": "errors",

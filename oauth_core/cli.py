@@ -99,7 +99,10 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     )
     group.add_argument("--json", action="store_true", default=default(False), help="print one JSON object")
     group.add_argument(
-        "--timeout", type=_positive_float, default=default(30.0), help="seconds per HTTP request (default 30)"
+        "--timeout",
+        type=_positive_float,
+        default=default(None),
+        help="seconds per HTTP request (default 30); for login, the sign-in wait (default 300)",
     )
     group.add_argument(
         "--verbose", "-v", action="store_true", default=default(False), help="log requests to stderr (secrets redacted)"
@@ -131,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--login-hint", metavar="USER")
     sub.add_argument("--domain-hint", metavar="DOMAIN")
 
+    sub = command("login", "Sign in with the system browser; a loopback listener catches the redirect.")
+    sub.add_argument(
+        "--redirect-uri",
+        default="http://localhost",
+        help="http://localhost[:port][/path] registered for the app (default: any free port)",
+    )
+    sub.add_argument("--no-browser", action="store_true", help="print the URL to stderr instead of opening it")
+    sub.add_argument("--prompt", choices=("login", "none", "consent", "select_account", "create"))
+    sub.add_argument("--login-hint", metavar="USER")
+    sub.add_argument("--listen-address", default="127.0.0.1", help="loopback address to listen on")
+
     sub = command("exchange", "Redeem the code of the pending request (state checked, PKCE verifier sent).")
     which = sub.add_mutually_exclusive_group(required=True)
     which.add_argument("--redirect-url", metavar="URL", help="the full URL the browser landed on (or its query)")
@@ -146,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("refresh", "Redeem a refresh token (from stdin, or the one saved by the last grant).")
     sub.add_argument("--refresh-token-stdin", action="store_true", help="read the refresh token from stdin")
+
+    command("demo", "Run the whole story against the embedded emulator (offline; needs the crypto extra).")
+    commands.add_parser(
+        "emulator", help="Run the local Entra ID emulator (see `oauth-core emulator --help`).", add_help=False
+    )
 
     sub = command("decode", "Show a JWT's header, claims and expiry (no network unless --verify).")
     sub.add_argument("token", nargs="?", default="-", help="the token, or - (default) to read standard input")
@@ -192,7 +211,7 @@ def _make_client(
         tenant or _tenant(args) or "organizations",
         authority_host=authority_host or _authority_host(args),
         scopes=args.scope,
-        timeout=args.timeout,
+        timeout=args.timeout or 30.0,
         offline_access=not args.no_offline_access,
     )
 
@@ -396,6 +415,32 @@ def _find_pending(state: Optional[str], err: TextIO) -> tuple[Path, PendingAutho
     return candidates[0], _load_pending(candidates[0])
 
 
+def cmd_login(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    def show(url: str) -> None:
+        prefix = (
+            "Open this URL in a browser to sign in"
+            if args.no_browser
+            else "Opening the browser; if it does not open, visit"
+        )
+        err.write(f"{prefix}:\n{url}\n")
+        err.flush()
+
+    client = _make_client(args)
+    with client:
+        tokens = client.acquire_interactive(
+            redirect_uri=args.redirect_uri,
+            prompt=args.prompt,
+            login_hint=args.login_hint,
+            timeout=args.timeout or 300.0,
+            open_browser=not args.no_browser,
+            on_url=show,
+            listen_address=args.listen_address,
+        )
+        _save_refresh_token(client, tokens)
+    _print_tokens(tokens, args.json, out)
+    return 0
+
+
 def cmd_exchange(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .authorize import parse_redirect, redirect_state
 
@@ -486,7 +531,7 @@ def _jwks(args: argparse.Namespace, claims: Dict[str, Any]) -> Dict[str, Any]:
 
     tid = claims.get("tid") if isinstance(claims.get("tid"), str) else None
     authority = Authority.of(_authority_host(args), _tenant(args) or tid or "common")
-    return fetch_jwks(authority, timeout=args.timeout)
+    return fetch_jwks(authority, timeout=args.timeout or 30.0)
 
 
 def cmd_decode(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -542,12 +587,33 @@ def cmd_decode(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(out)
+
+
+def run_emulator(argv: List[str], out: TextIO) -> int:
+    """``oauth-core emulator ...``: the emulator parses its own options."""
+    from .emulator.cli import add_arguments, run
+
+    parser = _Parser(prog="oauth-core emulator", description="A local Entra ID compatible token service.")
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    return run(args, out)
+
+
 COMMANDS: Dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "authorize-url": cmd_authorize_url,
+    "login": cmd_login,
     "exchange": cmd_exchange,
     "password": cmd_password,
     "refresh": cmd_refresh,
     "decode": cmd_decode,
+    "demo": cmd_demo,
 }
 
 
@@ -579,6 +645,9 @@ def main(
     args_list: List[str] = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args_list
     try:
+        command = next((a for a in args_list if not a.startswith("-")), None)
+        if command == "emulator":
+            return run_emulator(args_list[args_list.index("emulator") + 1 :], out)
         parser = build_parser()
         try:
             args = parser.parse_args(args_list)

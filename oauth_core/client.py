@@ -11,7 +11,8 @@ import logging
 import platform
 import time
 import uuid
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+import webbrowser
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import httpx
 
@@ -25,6 +26,7 @@ from .errors import (
     TransientError,
     TransportError,
 )
+from .pkce import new_state
 from .protocol import (
     HttpRequest,
     HttpResponse,
@@ -291,6 +293,53 @@ class EntraClient:
         return self._drive(
             exchange_code_flow(request, code, client_secret=self._client_secret, headers=request_headers())
         )
+
+    def acquire_interactive(
+        self,
+        *,
+        scopes: Union[None, str, Iterable[str]] = None,
+        redirect_uri: str = "http://localhost",
+        prompt: Optional[str] = None,
+        login_hint: Optional[str] = None,
+        domain_hint: Optional[str] = None,
+        timeout: float = 300.0,
+        open_browser: bool = True,
+        on_url: Optional[Callable[[str], None]] = None,
+        listen_address: str = "127.0.0.1",
+    ) -> TokenSet:
+        """Sign in through the system browser and a one-shot loopback listener, then redeem the code.
+
+        Args:
+            redirect_uri: ``http://localhost`` (an ephemeral port is chosen) or one with a fixed port/path.
+            timeout: seconds to wait for the browser to come back.
+            open_browser: open the URL with :mod:`webbrowser`; ``on_url`` is called with it either way
+                (and is how a caller shows it when no browser can open).
+            listen_address: where the listener binds (loopback only).
+
+        Raises:
+            InteractionTimeout: nobody finished signing in within ``timeout``.
+            (and everything :meth:`exchange_code` raises)
+        """
+        from .loopback import LoopbackListener
+
+        state = new_state()
+        with LoopbackListener(redirect_uri, state, listen_address=listen_address) as listener:
+            pending = build_authorization_request(
+                self.authority,
+                self.client_id,
+                listener.redirect_uri,
+                self._user_scopes(scopes),
+                prompt=prompt,
+                login_hint=login_hint,
+                domain_hint=domain_hint,
+                state=state,
+            )
+            if on_url is not None:
+                on_url(pending.url)
+            if open_browser:
+                webbrowser.open(pending.url)
+            query = listener.wait(timeout)
+        return self.exchange_code(pending, "?" + query)
 
     # -- direct grants -----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@
     │   └── NonceMismatch               id_token nonce differs from the pending request
     ├── TokenDecodeError                a JWT that is not a JWT (exit 2)
     │   └── SignatureVerificationError  a JWT whose signature or issuer/audience failed (exit 4)
+    ├── InteractionTimeout              nobody finished the interactive sign-in in time (exit 3)
     ├── TransportError                  the service could not be reached or kept failing (exit 3)
     │   └── TransientError              retryable failures, retries spent (attempts, waits on it)
     ├── ResponseFormatError             the service answered something that is not Entra's format (exit 3)
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigError",
     "ExpiredToken",
     "InsecureAuthorityError",
+    "InteractionTimeout",
     "InteractionRequired",
     "InvalidClient",
     "InvalidGrant",
@@ -115,6 +117,13 @@ class SignatureVerificationError(TokenDecodeError):
     """The JWT's signature, algorithm, key id, issuer or audience did not check out."""
 
     exit_code = 4
+
+
+class InteractionTimeout(OAuthCoreError):
+    """Nobody completed the interactive sign-in (or device code) before the timeout."""
+
+    exit_code = 3
+    hint = "Sign in within the time allowed, or raise --timeout."
 
 
 class TransportError(OAuthCoreError):
@@ -205,8 +214,10 @@ class OAuthError(OAuthCoreError):
         self.error_uri = error_uri
         self.claims = claims
         self.status = status
-        entry = AADSTS.get(self.error_codes[0]) if self.error_codes else None
-        self.hint = entry[2] if entry else type(self).hint
+        entry = next((AADSTS[c] for c in self.error_codes if c in AADSTS and AADSTS[c][0] is type(self)), None)
+        self.hint = entry[2] if entry and entry[2] else type(self).hint
+        if self.hint is None and self.error_codes:
+            self.hint = f"See https://login.microsoftonline.com/error?code={self.error_codes[0]} for this AADSTS code."
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -463,6 +474,18 @@ def _optional_str(body: Mapping[str, Any], key: str) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
+def _class_for(error: str, codes: Sequence[int]) -> Type[OAuthError]:
+    """The first known code whose class agrees with ``error`` (old bodies list a generic code first,
+    e.g. ``[70002, 54005]``), else the first known code, else the ``error`` value's class."""
+    known = [AADSTS[code][0] for code in codes if code in AADSTS]
+    agreeing = [cls for cls in known if cls.oauth_error == error]
+    if agreeing:
+        return agreeing[0]
+    if known:
+        return known[0]
+    return _BY_ERROR.get(error, OAuthError)
+
+
 def oauth_error_from_body(body: Mapping[str, Any], *, status: Optional[int] = None) -> OAuthError:
     """Build the typed error for an Entra error body (token endpoint JSON or redirect query).
 
@@ -471,11 +494,7 @@ def oauth_error_from_body(body: Mapping[str, Any], *, status: Optional[int] = No
     """
     error = _optional_str(body, "error") or "unknown_error"
     codes = _codes(body)
-    cls: Type[OAuthError] = OAuthError
-    if codes and codes[0] in AADSTS:
-        cls = AADSTS[codes[0]][0]
-    elif error in _BY_ERROR:
-        cls = _BY_ERROR[error]
+    cls = _class_for(error, codes)
     return cls(
         error,
         _optional_str(body, "error_description") or "",

@@ -39,7 +39,7 @@ class RetryPolicy:
         initial_backoff, max_backoff: exponential backoff bounds (seconds) when no Retry-After.
         max_retry_after: the longest Retry-After honoured; a longer one ends the retries.
         jitter: randomise backoff between 50% and 100% of its value.
-        sleep / async_sleep: how to wait (injectable for tests).
+        sleep / async_sleep: how to wait; clock: monotonic seconds for the deadline (injectable for tests).
     """
 
     max_attempts: int = 4
@@ -50,6 +50,7 @@ class RetryPolicy:
     jitter: bool = True
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     async_sleep: Optional[Callable[[float], Awaitable[None]]] = field(default=None, repr=False, compare=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.deadline < 0 or self.initial_backoff < 0 or self.max_backoff < 0:
@@ -154,13 +155,14 @@ class _Stop(tenacity.stop.stop_base):
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
+        self.started = policy.clock()  # one _Stop per call, so this is the first attempt's start
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
         if retry_state.attempt_number >= self.policy.max_attempts:
             return True
         if retry_state.upcoming_sleep > self.policy.max_retry_after:
             return True
-        elapsed = retry_state.seconds_since_start or 0.0
+        elapsed = self.policy.clock() - self.started
         return elapsed + retry_state.upcoming_sleep > self.policy.deadline
 
 

@@ -1,0 +1,103 @@
+"""Shared test setup: every test runs with a clean environment and its own OAUTH_CORE_HOME.
+
+No test may reach the real network, read the developer's proxy/CA settings, or really sleep:
+retry waits go to :class:`FakeClock`, which records them and advances a fake monotonic clock
+that the retry policy's deadline reads (``RetryPolicy(sleep=..., clock=...)``).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable, List
+
+import pytest
+
+from oauth_core.retry import RetryPolicy
+
+ISOLATED_ENV = (
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_AUTHORITY_HOST",
+    "AZURE_USERNAME",
+    "OAUTH_CORE_PASSWORD",
+    "OAUTH_CORE_HOME",
+    "XDG_STATE_HOME",
+    "NETRC",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Remove every variable oauth_core or httpx reads; OAUTH_CORE_HOME is a fresh tmp dir."""
+    for name in ISOLATED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "oauth-core-home"
+    monkeypatch.setenv("OAUTH_CORE_HOME", str(home))
+    return home
+
+
+class FakeClock:
+    """A sleep that returns at once, records each wait and moves a fake monotonic clock on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: List[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A FakeClock for RetryPolicy's ``sleep`` and ``clock``."""
+    return FakeClock()
+
+
+@pytest.fixture
+def make_policy(clock: FakeClock) -> Callable[..., RetryPolicy]:
+    """``make_policy(**overrides)``: a RetryPolicy that sleeps on the fake clock (jitter off by default)."""
+
+    def make(**overrides: Any) -> RetryPolicy:
+        settings: dict[str, Any] = {"jitter": False, "sleep": clock.sleep, "clock": clock.monotonic}
+        settings.update(overrides)
+        return RetryPolicy(**settings)
+
+    return make
+
+
+@pytest.fixture
+def policy(make_policy: Callable[..., RetryPolicy]) -> RetryPolicy:
+    """The default RetryPolicy values, jitter off, sleeping on the fake clock."""
+    return make_policy()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeClock:
+    """Make every RetryPolicy() the client builds itself (the CLI's) sleep on the fake clock.
+
+    Patching ``time.sleep`` would not help: the dataclass default ``sleep=time.sleep`` captured
+    the function object when retry.py was imported. EntraClient looks ``RetryPolicy`` up in
+    ``oauth_core.client`` at call time, so that name is what gets replaced.
+    """
+    import oauth_core.client
+
+    monkeypatch.setattr(
+        oauth_core.client, "RetryPolicy", functools.partial(RetryPolicy, sleep=clock.sleep, clock=clock.monotonic)
+    )
+    return clock
