@@ -71,11 +71,11 @@ def _check_tenant(tenant: str) -> str:
     tenant = tenant.strip()
     if tenant.lower() in _TENANT_ALIASES:
         return tenant.lower()
-    if _GUID.match(tenant):
+    if _GUID.fullmatch(tenant):
         if set(tenant.replace("-", "")) == {"0"}:
             raise ConfigError("tenant: the all-zero GUID is not a tenant id")
         return tenant.lower()
-    if _DOMAIN.match(tenant):
+    if _DOMAIN.fullmatch(tenant):
         return tenant.lower()
     raise ConfigError(
         "tenant must be a tenant id (GUID), a verified domain, or one of organizations, common, consumers"
@@ -97,7 +97,7 @@ def _normalise_host(host: str) -> str:
     if parts.scheme not in ("https", "http"):
         raise ConfigError("authority host must be an https URL")
     hostname = parts.hostname or ""
-    if not hostname or not (_HOSTNAME.match(hostname) or ":" in hostname):
+    if not hostname or not (_HOSTNAME.fullmatch(hostname) or ":" in hostname):
         raise ConfigError("authority host has no valid host name")
     if parts.username or parts.password:
         raise ConfigError("authority host must not carry credentials")
@@ -109,7 +109,7 @@ def _normalise_host(host: str) -> str:
             "or http to a loopback address (127.0.0.1, ::1, localhost)"
         )
     netloc = f"[{hostname}]" if ":" in hostname else hostname
-    if port is not None and not (parts.scheme == "https" and port == 443):
+    if port is not None and port != {"https": 443, "http": 80}[parts.scheme]:
         netloc += f":{port}"
     return f"{parts.scheme}://{netloc}"
 

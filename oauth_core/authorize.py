@@ -101,9 +101,10 @@ class PendingAuthorization:
         """
         try:
             data = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError("the pending authorization request is not valid JSON") from exc
-        if not isinstance(data, dict) or data.pop("version", None) != _FORMAT_VERSION:
+        except (ValueError, RecursionError):
+            raise ConfigError("the pending authorization request is not valid JSON") from None
+        version = data.pop("version", None) if isinstance(data, dict) else None
+        if type(version) is not int or version != _FORMAT_VERSION:
             raise ConfigError("the pending authorization request has an unknown format")
         strings = ("authority_host", "tenant", "client_id", "redirect_uri", "state", "nonce", "code_verifier", "url")
         scopes = data.get("scopes")
@@ -112,7 +113,7 @@ class PendingAuthorization:
             or not all(isinstance(data[k], str) and data[k] for k in strings)
             or not isinstance(scopes, list)
             or not all(isinstance(s, str) for s in scopes)
-            or not isinstance(data["created_at"], (int, float))
+            or type(data["created_at"]) not in (int, float)
         ):
             raise ConfigError("the pending authorization request is incomplete or malformed")
         data["scopes"] = tuple(scopes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -34,12 +35,12 @@ _ALLOWED_ALGORITHMS = ("RS256",)
 
 
 def _b64url_json(segment: str, what: str) -> Dict[str, Any]:
-    if not _SEGMENT.match(segment):
+    if not _SEGMENT.fullmatch(segment):
         raise TokenDecodeError(f"JWT {what} is not base64url")
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
         value = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (binascii.Error, ValueError, RecursionError) as exc:  # Unicode/JSON errors are ValueErrors
         raise TokenDecodeError(f"JWT {what} is not base64url-encoded JSON") from exc
     if not isinstance(value, dict):
         raise TokenDecodeError(f"JWT {what} is not a JSON object")
@@ -63,7 +64,9 @@ def _split(token: str) -> Tuple[str, str, str]:
 def _check_claims(claims: Dict[str, Any]) -> Dict[str, Any]:
     for name in _TIME_CLAIMS:
         value = claims.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise TokenDecodeError(f"JWT claim {name!r} is not a number")
     return claims
 
@@ -180,7 +183,7 @@ def verify_signature(
     """
     header = unverified_header(token)
     alg = header.get("alg")
-    if alg not in algorithms:
+    if alg not in algorithms or str(alg).lower() == "none" or str(alg).upper().startswith("HS"):
         raise SignatureVerificationError(f"JWT algorithm {alg!r} is not accepted (only {', '.join(algorithms)})")
     kid = header.get("kid") or header.get("x5t")
     keys = jwks.get("keys")
@@ -217,6 +220,6 @@ def verify_signature(
         raise SignatureVerificationError("JWT audience does not match") from exc
     except jwt.InvalidIssuerError as exc:
         raise SignatureVerificationError("JWT issuer does not match") from exc
-    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+    except (jwt.PyJWTError, ValueError, TypeError, NotImplementedError) as exc:
         raise SignatureVerificationError(f"JWT signature check failed: {type(exc).__name__}") from exc
     return str(kid)

@@ -46,7 +46,7 @@ def code_challenge(verifier: str) -> str:
     Raises:
         ConfigError: the verifier is not 43-128 unreserved characters.
     """
-    if not _VERIFIER.match(verifier):
+    if not _VERIFIER.fullmatch(verifier):
         raise ConfigError("code verifier must be 43-128 characters of [A-Za-z0-9-._~] (RFC 7636)")
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

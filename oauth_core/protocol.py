@@ -161,7 +161,7 @@ def normalize_scopes(
         items = [part for scope in scopes for part in str(scope).split()]
     result: Dict[str, None] = {}
     for scope in items:
-        if not _SCOPE_TOKEN.match(scope):
+        if not _SCOPE_TOKEN.fullmatch(scope):
             raise ConfigError("scope contains characters that are not allowed (RFC 6749 §3.3)")
         result[scope] = None
     if offline_access:
@@ -340,7 +340,7 @@ def parse_token_response(
     claims = _access_token_claims(access_token)
     expires_in = _seconds(body, "expires_in", response)
     if expires_in is None:
-        exp = claims.get("exp") if claims else None
+        exp = claims.get("exp") if claims else None  # a decoded exp is a finite number (claims checks it)
         if not isinstance(exp, (int, float)):
             raise ResponseFormatError("token response has no 'expires_in'", status=response.status)
         expires_at = float(exp)
