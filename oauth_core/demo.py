@@ -65,7 +65,7 @@ def scripted_sign_in(url: str, username: str, password: str, *, verify: bool | s
         fields[user_field] = username
         fields[pass_field] = password
         answer = browser.post(urljoin(str(page.url), form.action), data=fields)
-        location = answer.headers.get("location")
+        location: Optional[str] = answer.headers.get("location")
         if answer.status_code not in (301, 302, 303, 307) or not location:
             raise OAuthCoreError(f"the sign-in did not redirect (HTTP {answer.status_code})")
         return location

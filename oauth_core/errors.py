@@ -474,16 +474,29 @@ def _optional_str(body: Mapping[str, Any], key: str) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
+# RFC 8628 §3.5: in device code polling the `error` value itself is the signal.
+_DEVICE_FLOW_ERRORS = frozenset(
+    {"authorization_pending", "slow_down", "expired_token", "authorization_declined", "bad_verification_code"}
+)
+
+
 def _class_for(error: str, codes: Sequence[int]) -> Type[OAuthError]:
-    """The first known code whose class agrees with ``error`` (old bodies list a generic code first,
-    e.g. ``[70002, 54005]``), else the first known code, else the ``error`` value's class."""
+    """Pick the exception class for an error body.
+
+    Loop detection (50196) always wins. RFC 8628's device-flow ``error`` values come next. Then
+    the first known AADSTS code whose class agrees with ``error`` (old bodies list a generic code
+    first, e.g. ``[70002, 54005]``), then the first known code (``invalid_grant`` carrying MFA's
+    50076 is :class:`InteractionRequired`), then the ``error`` value.
+    """
     known = [AADSTS[code][0] for code in codes if code in AADSTS]
+    if LoopDetected in known:
+        return LoopDetected
+    if error in _DEVICE_FLOW_ERRORS:
+        return _BY_ERROR[error]
     agreeing = [cls for cls in known if cls.oauth_error == error]
     if agreeing:
         return agreeing[0]
-    if known:
-        return known[0]
-    return _BY_ERROR.get(error, OAuthError)
+    return known[0] if known else _BY_ERROR.get(error, OAuthError)
 
 
 def oauth_error_from_body(body: Mapping[str, Any], *, status: Optional[int] = None) -> OAuthError:

@@ -16,7 +16,7 @@ from oauth_core.loopback import LoopbackListener
 STATE = "expected-state-0123456789"
 
 
-def _wait_in_thread(listener: LoopbackListener, timeout: float) -> "tuple[threading.Thread, List[object]]":
+def _wait_in_thread(listener: LoopbackListener, timeout: float) -> tuple[threading.Thread, List[object]]:
     result: List[object] = []
 
     def run() -> None:

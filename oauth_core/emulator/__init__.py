@@ -1,0 +1,222 @@
+"""A local, Entra-compatible token service for tests, demos and benchmarks (needs the ``crypto`` extra).
+
+It serves the v2.0 endpoints of one tenant on a loopback address (discovery, JWKS, authorize with
+a sign-in page, token with five grants, device code), mints RS256 tokens shaped like Entra's, and
+answers errors with Entra's bodies, headers and AADSTS codes (``shared/entra-protocol.md``).
+Faults can be injected per endpoint. Usage::
+
+    from oauth_core.emulator import Emulator, EmulatorConfig, Fault
+
+    with Emulator(EmulatorConfig.default(), port=0, tls=False) as emu:
+        emu.inject("token", Fault("status", status=429, retry_after=2), times=3)
+        ...  # point a client at f"{emu.url}/{emu.tenant_id}"
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from types import TracebackType
+from typing import TYPE_CHECKING, Callable, List, Optional, Type
+
+from ..errors import ConfigError
+from .config import Client, EmulatorConfig, Resource, User
+from .faults import Fault, FaultSpec, parse_fault_spec
+from .wire import RequestRecord
+
+if TYPE_CHECKING:
+    from .server import EmulatorServer
+    from .service import Service
+
+__all__ = [
+    "Client",
+    "Emulator",
+    "EmulatorConfig",
+    "Fault",
+    "FaultSpec",
+    "RequestRecord",
+    "Resource",
+    "User",
+    "parse_fault_spec",
+]
+
+CRYPTO_HINT = "the emulator needs the crypto extra: pip install 'oauth-core[crypto]'"
+
+
+def _require_crypto() -> None:
+    try:
+        import cryptography.x509  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(CRYPTO_HINT) from exc
+
+
+def _check_host(host: str) -> str:
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ConfigError("the emulator listens on a loopback address only (127.0.0.1 or ::1)")
+    if not address.is_loopback:
+        raise ConfigError("the emulator listens on a loopback address only (127.0.0.1 or ::1)")
+    return str(address)
+
+
+class Emulator:
+    """One running emulated tenant on ``127.0.0.1`` (or ``::1``), in a daemon thread.
+
+    Args:
+        config: the tenant; :meth:`EmulatorConfig.default` when None.
+        port: the TCP port; 0 picks a free one.
+        tls: serve https with a throwaway CA (see :attr:`ca_bundle`).
+        host: the loopback address to listen on.
+        ca_dir: where to write ``ca.pem`` (a private temp dir when None).
+        clock: epoch-seconds clock for everything time-based (tests may pass a fake one).
+
+    Raises:
+        ConfigError: cryptography is missing, or ``host`` is not a loopback address.
+    """
+
+    def __init__(
+        self,
+        config: Optional[EmulatorConfig] = None,
+        port: int = 0,
+        tls: bool = False,
+        *,
+        host: str = "127.0.0.1",
+        ca_dir: Optional[str] = None,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None:
+        _require_crypto()
+        self.config = config or EmulatorConfig.default()
+        self._host = _check_host(host)
+        self._port = port
+        self._tls = tls
+        self._ca_dir = ca_dir
+        self._clock = clock
+        self._server: Optional[EmulatorServer] = None
+        self._temp_dir: Optional[str] = None
+        self._last_log: List[RequestRecord] = []
+        self.ca_bundle: Optional[str] = None
+
+    def start(self) -> Emulator:
+        """Bind and start serving; returns self. Starting twice is a no-op."""
+        if self._server is not None:
+            return self
+        from .app import App
+        from .server import EmulatorServer, make_tls
+        from .service import Service
+
+        tls = make_tls(self._ca_dir) if self._tls else None
+        self._server = EmulatorServer(
+            App(Service(self.config, clock=self._clock)), host=self._host, port=self._port, tls=tls
+        )
+        if tls is not None:
+            self.ca_bundle, self._temp_dir = tls.ca_bundle, tls.temp_dir
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and remove the temporary CA directory (a ``ca_dir`` you gave is kept)."""
+        if self._server is not None:
+            self._server.stop()
+            self._last_log = self._server.snapshot()
+            self._server = None
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        self.stop()
+
+    def _running(self) -> EmulatorServer:
+        if self._server is None:
+            raise ConfigError("the emulator is not running: call start() or use it in a with block")
+        return self._server
+
+    @property
+    def _service(self) -> Service:
+        return self._running().app.service
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (``https`` with TLS): the authority host to give clients."""
+        return self._running().origin
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port."""
+        return self._running().port
+
+    @property
+    def tenant_id(self) -> str:
+        """The tenant GUID."""
+        return self.config.tenant_id
+
+    @property
+    def requests(self) -> List[RequestRecord]:
+        """A copy of the request log (no secrets: paths without query strings, no bodies).
+
+        After :meth:`stop`, the log of the last run.
+        """
+        return self._server.snapshot() if self._server is not None else list(self._last_log)
+
+    def count(self, endpoint: str, grant_type: Optional[str] = None) -> int:
+        """How many requests reached ``endpoint`` (with this ``grant_type``, if given)."""
+        return sum(
+            1 for r in self.requests if r.endpoint == endpoint and (grant_type is None or r.grant_type == grant_type)
+        )
+
+    def inject(self, endpoint: str, fault: Fault, times: int = 1) -> None:
+        """Queue ``fault`` for the next ``times`` requests to ``endpoint`` (``token``, ``authorize``...).
+
+        Raises:
+            ConfigError: unknown endpoint or a bad ``times``.
+        """
+        self._running().faults.inject(endpoint, fault, times)
+
+    def clear_faults(self) -> None:
+        """Drop every fault still queued."""
+        self._running().faults.clear()
+
+    def approve_device_code(self, user_code: str, username: str) -> None:
+        """Sign ``username`` in for a pending device code, as the ``/devicelogin`` page does.
+
+        Raises:
+            ConfigError: the user is unknown or disabled, or the code is unknown, used or expired.
+        """
+        from .device import approve
+
+        service = self._service
+        user = service.config.user(username)
+        if user is None or not user.enabled:
+            raise ConfigError(f"no enabled user {username!r} in the emulator's tenant")
+        if not approve(service, user_code, user, now=service.clock()):
+            raise ConfigError("no pending device code with that user code")
+
+    def decline_device_code(self, user_code: str) -> None:
+        """Decline a pending device code, as the page's Cancel button does.
+
+        Raises:
+            ConfigError: the code is unknown, used or expired.
+        """
+        from .device import decline
+
+        service = self._service
+        if not decline(service, user_code, now=service.clock()):
+            raise ConfigError("no pending device code with that user code")
+
+    def revoke_refresh_tokens(self, username: str) -> None:
+        """Revoke every refresh token of ``username`` issued so far (later use: AADSTS50173)."""
+        service = self._service
+        with service.store.lock:
+            service.store.valid_from[username.lower()] = service.clock()
+
+    def __repr__(self) -> str:
+        state = self._server.origin if self._server else "stopped"
+        return f"Emulator({state}, tenant={self.tenant_id})"

@@ -1,0 +1,128 @@
+"""Command-line glue: ``python -m oauth_core.emulator`` and the ``oauth-core emulator`` subcommand.
+
+:func:`add_arguments` declares the options on any parser; :func:`run` starts the emulator, prints
+what a person needs to use it (URL, tenant, clients, test users, CA bundle), and serves until
+SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from dataclasses import replace
+from types import FrameType
+from typing import Any, Dict, List, Optional, TextIO
+
+from . import Emulator, EmulatorConfig
+from .faults import FaultSpec, parse_fault_spec
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the emulator's options to ``parser``."""
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default 0: any free port)")
+    parser.add_argument("--listen", default="127.0.0.1", help="loopback address: 127.0.0.1 (default) or ::1")
+    parser.add_argument("--tls", action="store_true", help="serve https with a throwaway CA")
+    parser.add_argument("--ca-dir", metavar="DIR", help="where to write ca.pem with --tls (default: a temp dir)")
+    parser.add_argument("--config", metavar="FILE", help="JSON tenant config (users, clients, resources, timing)")
+    parser.add_argument(
+        "--fault",
+        metavar="SPEC",
+        action="append",
+        default=[],
+        help="inject a fault, e.g. token:429x3:retry-after=1, token:503x2, token:delay=2.5, token:drop-after, "
+        "token:truncate, token:html=502 (repeatable)",
+    )
+    parser.add_argument("--token-lifetime", type=int, metavar="SECONDS", help="fixed access-token lifetime")
+    parser.add_argument(
+        "--keep-rotated-refresh-tokens",
+        action="store_true",
+        help="keep a redeemed refresh token valid, as Entra does (default: revoke it on rotation)",
+    )
+
+
+def _config(args: argparse.Namespace) -> EmulatorConfig:
+    config = EmulatorConfig.from_file(args.config) if args.config else EmulatorConfig.default()
+    if args.token_lifetime is not None:
+        config = replace(config, token_lifetime=args.token_lifetime)
+    if args.keep_rotated_refresh_tokens:
+        config = replace(config, revoke_rotated_refresh_tokens=False)
+    return config
+
+
+def _describe(emu: Emulator, faults: List[FaultSpec]) -> List[str]:
+    cfg = emu.config
+    lines = [
+        f"oauth-core emulator listening on {emu.url}",
+        f"  tenant:     {cfg.tenant_id} ({cfg.domain})",
+        f"  authority:  {emu.url}/{cfg.tenant_id}",
+    ]
+    for client in cfg.clients:
+        kind = f"confidential, secret: {client.secret}" if client.secret else "public"
+        if client.certificates and not client.secret:
+            kind = "confidential, certificate"
+        lines.append(f"  client:     {client.client_id}  {client.display_name} ({kind})")
+    lines.append("  users:")
+    for user in cfg.users:
+        notes = [
+            n
+            for n, on in (
+                ("needs MFA", user.requires_mfa),
+                ("no consent", not user.consented),
+                ("disabled", not user.enabled),
+            )
+            if on
+        ]
+        suffix = f"  ({', '.join(notes)})" if notes else ""
+        lines.append(f"    {user.username}  {user.password}{suffix}")
+    for spec in faults:
+        lines.append(f"  fault:      {spec.endpoint}: {spec.fault.kind} x{spec.times}")
+    if emu.ca_bundle:
+        lines.append(f"  CA bundle:  {emu.ca_bundle}")
+        lines.append(f"  trust it:   SSL_CERT_FILE={emu.ca_bundle} (requests: REQUESTS_CA_BUNDLE={emu.ca_bundle})")
+    lines.append("Press Ctrl+C to stop.")
+    return lines
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Optional[FrameType]) -> None:
+        stop.set()
+
+    previous: Dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: only stop() of the process ends us
+            pass
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Start the emulator from parsed options, print how to use it, serve until SIGINT/SIGTERM.
+
+    Returns:
+        0 after a clean stop.
+
+    Raises:
+        ConfigError: a bad option, config file or fault spec, or cryptography is missing.
+    """
+    config = _config(args)
+    faults = [parse_fault_spec(spec) for spec in args.fault]
+    emu = Emulator(config, port=args.port, tls=args.tls, host=args.listen, ca_dir=args.ca_dir)
+    with emu:
+        for spec in faults:
+            emu.inject(spec.endpoint, spec.fault, times=spec.times)
+        for line in _describe(emu, faults):
+            print(line, file=out)
+        out.flush()
+        _wait_for_signal()
+    return 0

@@ -1,0 +1,337 @@
+"""What the emulated tenant contains: users, client applications, resources and timing knobs.
+
+Everything is a frozen dataclass; change a copy with :func:`dataclasses.replace`. A config can be
+loaded from JSON (:meth:`EmulatorConfig.from_file`) whose keys are the field names below; missing
+keys take the defaults of :meth:`EmulatorConfig.default`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
+
+from ..errors import ConfigError
+
+__all__ = [
+    "DATABRICKS_APP_ID",
+    "GRAPH_APP_ID",
+    "Client",
+    "EmulatorConfig",
+    "Resource",
+    "User",
+]
+
+DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_T = TypeVar("_T")
+
+
+def _guid(value: str, what: str) -> str:
+    if not _GUID.match(value):
+        raise ConfigError(f"{what} must be a GUID")
+    return value.lower()
+
+
+@dataclass(frozen=True)
+class User:
+    """A user account of the tenant.
+
+    Attributes:
+        username: the UPN, e.g. ``alice@contoso.onmicrosoft.com``.
+        password: what the password grant and the sign-in page accept.
+        display_name: the ``name`` claim.
+        object_id: the ``oid`` claim (a GUID).
+        requires_mfa: the password grant fails with AADSTS50076; interactive sign-in adds ``mfa``.
+        consented: False makes the password grant fail with AADSTS65001 (consent required).
+        enabled: False makes every sign-in fail with AADSTS50057.
+    """
+
+    username: str
+    password: str
+    display_name: str
+    object_id: str
+    requires_mfa: bool = False
+    consented: bool = True
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if "@" not in self.username:
+            raise ConfigError("a user's username must be a UPN (name@domain)")
+        object.__setattr__(self, "object_id", _guid(self.object_id, "a user's object_id"))
+
+    def __repr__(self) -> str:
+        return f"User(username={self.username!r}, object_id={self.object_id!r})"
+
+
+@dataclass(frozen=True)
+class Client:
+    """A registered application.
+
+    Attributes:
+        client_id: the application (client) id, a GUID.
+        display_name: the name Entra shows and quotes in consent errors.
+        redirect_uris: registered redirect URIs; ``http://localhost`` and ``http://127.0.0.1``
+            match any port, as Entra allows for loopback addresses.
+        secret: a client secret; a client with a secret or certificates is confidential.
+        certificates: PEM certificates whose keys may sign client assertions.
+    """
+
+    client_id: str
+    display_name: str
+    redirect_uris: Tuple[str, ...] = ()
+    secret: Optional[str] = None
+    certificates: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "client_id", _guid(self.client_id, "a client's client_id"))
+        object.__setattr__(self, "redirect_uris", tuple(self.redirect_uris))
+        object.__setattr__(self, "certificates", tuple(self.certificates))
+
+    @property
+    def is_confidential(self) -> bool:
+        """True when the client has a credential (a secret or a certificate)."""
+        return bool(self.secret) or bool(self.certificates)
+
+    def __repr__(self) -> str:
+        kind = "confidential" if self.is_confidential else "public"
+        return f"Client(client_id={self.client_id!r}, {kind})"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """An API that tokens can be issued for.
+
+    Attributes:
+        app_id: the resource's application id (a GUID); a valid scope prefix and ``aud``.
+        display_name: the name used in messages.
+        app_id_uri: an optional application id URI (``https://graph.microsoft.com``), also a prefix.
+        scopes: delegated permission names (``user_impersonation``, ``User.Read``).
+        access_token_version: 1 (``sts.windows.net`` issuer) or 2.
+    """
+
+    app_id: str
+    display_name: str
+    app_id_uri: Optional[str] = None
+    scopes: Tuple[str, ...] = ()
+    access_token_version: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "app_id", _guid(self.app_id, "a resource's app_id"))
+        object.__setattr__(self, "scopes", tuple(self.scopes))
+        if self.access_token_version not in (1, 2):
+            raise ConfigError("access_token_version must be 1 or 2")
+
+
+def _default_users() -> Tuple[User, ...]:
+    return (
+        User(
+            "alice@contoso.onmicrosoft.com", "Alice-Passw0rd!", "Alice Example", "6f1c3b2a-9d4e-4f5a-8b7c-1d2e3f4a5b6c"
+        ),
+        User(
+            "mfa@contoso.onmicrosoft.com",
+            "Mfa-Passw0rd!",
+            "Morgan Mfa",
+            "7a2d4c3b-0e5f-4a6b-9c8d-2e3f4a5b6c7d",
+            requires_mfa=True,
+        ),
+        User(
+            "noconsent@contoso.onmicrosoft.com",
+            "NoConsent-Passw0rd!",
+            "Nico Noconsent",
+            "8b3e5d4c-1f6a-4b7c-8d9e-3f4a5b6c7d8e",
+            consented=False,
+        ),
+        User(
+            "disabled@contoso.onmicrosoft.com",
+            "Disabled-Passw0rd!",
+            "Dana Disabled",
+            "9c4f6e5d-2a7b-4c8d-9e0f-4a5b6c7d8e9f",
+            enabled=False,
+        ),
+    )
+
+
+def _default_clients() -> Tuple[Client, ...]:
+    loopback = ("http://localhost", "http://127.0.0.1")
+    return (
+        Client("a0c5e0f6-1d2b-4c3e-9f8a-7b6c5d4e3f21", "oauth-core demo app", loopback),
+        Client(
+            "c0f1d3e0-5a7b-4c2d-8e9f-0a1b2c3d4e5f",
+            "oauth-core confidential app",
+            (*loopback, "https://localhost/callback"),
+            secret="emulator-client-secret",
+        ),
+    )
+
+
+def _default_resources() -> Tuple[Resource, ...]:
+    return (
+        Resource(DATABRICKS_APP_ID, "AzureDatabricks", None, ("user_impersonation",), 1),
+        Resource(
+            GRAPH_APP_ID,
+            "Microsoft Graph",
+            "https://graph.microsoft.com",
+            ("User.Read", "User.ReadBasic.All", "Mail.Read", "Files.Read"),
+            1,
+        ),
+        Resource(
+            "d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f60",
+            "oauth-core demo API",
+            "api://oauth-core-demo-api",
+            ("access_as_user",),
+            2,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """The emulated tenant and the service's behaviour.
+
+    Attributes:
+        tenant_id: the tenant GUID (``tid``).
+        domain: the tenant's verified domain, also accepted as the ``{tenant}`` path segment.
+        users, clients, resources: the directory.
+        token_lifetime: fixed access-token lifetime in seconds; None draws 3600-5400 each time.
+        revoke_rotated_refresh_tokens: True revokes a refresh token once redeemed (reuse gives
+            AADSTS70000); False keeps it valid, as Entra does.
+        refresh_token_max_inactive: seconds a refresh token may go unused (AADSTS700082 after).
+        code_lifetime: seconds an authorization code stays redeemable (AADSTS70008 after).
+        device_code_lifetime: the device code's ``expires_in``.
+        device_code_interval: the device code's polling ``interval``.
+        crlf_error_descriptions: separate Trace ID / Correlation ID / Timestamp with ``\\r\\n``
+            (Entra before late 2023) instead of single spaces.
+        region: shown in the ``x-ms-ests-server`` header.
+    """
+
+    tenant_id: str = "5d1e7c7a-3b3f-4c1e-9c55-0e3a9f6b2d11"
+    domain: str = "contoso.onmicrosoft.com"
+    users: Tuple[User, ...] = field(default_factory=_default_users)
+    clients: Tuple[Client, ...] = field(default_factory=_default_clients)
+    resources: Tuple[Resource, ...] = field(default_factory=_default_resources)
+    token_lifetime: Optional[int] = None
+    revoke_rotated_refresh_tokens: bool = True
+    refresh_token_max_inactive: int = 90 * 24 * 3600
+    code_lifetime: int = 600
+    device_code_lifetime: int = 900
+    device_code_interval: int = 5
+    crlf_error_descriptions: bool = False
+    region: str = "LOCAL"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tenant_id", _guid(self.tenant_id, "tenant_id"))
+        object.__setattr__(self, "domain", self.domain.lower())
+        for name in ("users", "clients", "resources"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.token_lifetime is not None and not 60 <= self.token_lifetime <= 86400 * 2:
+            raise ConfigError("token_lifetime must be 60 to 172800 seconds")
+        for name in ("refresh_token_max_inactive", "code_lifetime", "device_code_lifetime", "device_code_interval"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1 second")
+        if len({c.client_id for c in self.clients}) != len(self.clients):
+            raise ConfigError("client ids must be unique")
+        if len({u.username.lower() for u in self.users}) != len(self.users):
+            raise ConfigError("usernames must be unique")
+
+    @classmethod
+    def default(cls) -> EmulatorConfig:
+        """The built-in tenant: four users, a public and a confidential client, three resources."""
+        return cls()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base_dir: Optional[Path] = None) -> EmulatorConfig:
+        """Build a config from parsed JSON; unknown keys are refused.
+
+        Certificates may be given as PEM text or as a path to a PEM file (relative to ``base_dir``).
+
+        Raises:
+            ConfigError: a key is unknown or a value has the wrong type or shape.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError("the emulator config must be a JSON object")
+        values = _known_fields(cls, data, "emulator config")
+        if "users" in values:
+            values["users"] = tuple(_build(User, u, "user") for u in _list(values["users"], "users"))
+        if "resources" in values:
+            values["resources"] = tuple(
+                _build(Resource, r, "resource") for r in _list(values["resources"], "resources")
+            )
+        if "clients" in values:
+            values["clients"] = tuple(_client(c, base_dir) for c in _list(values["clients"], "clients"))
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"emulator config: {exc}") from exc
+
+    @classmethod
+    def from_file(cls, path: str) -> EmulatorConfig:
+        """Load a JSON config file (see :meth:`from_dict`).
+
+        Raises:
+            ConfigError: the file cannot be read, is not JSON, or does not describe a config.
+        """
+        file = Path(path)
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the emulator config {path}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise ConfigError(f"the emulator config {path} is not valid JSON: {exc}") from exc
+        return cls.from_dict(data, base_dir=file.parent)
+
+    def user(self, username: str) -> Optional[User]:
+        """The user with this UPN (case-insensitive), or None."""
+        wanted = username.lower()
+        return next((u for u in self.users if u.username.lower() == wanted), None)
+
+    def client(self, client_id: str) -> Optional[Client]:
+        """The client with this id (case-insensitive), or None."""
+        wanted = client_id.lower()
+        return next((c for c in self.clients if c.client_id == wanted), None)
+
+
+def _known_fields(cls: Type[Any], data: Mapping[str, Any], what: str) -> Dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}")
+    return {
+        k: (tuple(v) if isinstance(v, list) and k not in ("users", "clients", "resources") else v)
+        for k, v in data.items()
+    }
+
+
+def _list(value: Any, what: str) -> Tuple[Any, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"emulator config: {what} must be a list")
+    return tuple(value)
+
+
+def _build(cls: Type[_T], data: Any, what: str) -> _T:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"emulator config: each {what} must be an object")
+    try:
+        return cls(**_known_fields(cls, data, what))
+    except TypeError as exc:
+        raise ConfigError(f"emulator config: {what}: {exc}") from exc
+
+
+def _client(data: Any, base_dir: Optional[Path]) -> Client:
+    client = _build(Client, data, "client")
+    pems = []
+    for entry in client.certificates:
+        if not isinstance(entry, str):
+            raise ConfigError("emulator config: client certificates must be strings")
+        if "-----BEGIN" in entry:
+            pems.append(entry)
+            continue
+        path = Path(entry) if base_dir is None else base_dir / entry
+        try:
+            pems.append(path.read_text(encoding="ascii"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"emulator config: cannot read certificate file {entry}") from exc
+    return replace(client, certificates=tuple(pems))
