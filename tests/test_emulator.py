@@ -594,7 +594,7 @@ def test_authorize_page_flow_end_to_end(http: httpx.Client, jwks: Dict[str, Any]
     form = {"flowtoken": flow_token(page.text), "username": ALICE[0], "password": ALICE[1], "action": "signin"}
     resp = http.post(f"/{TENANT}/oauth2/v2.0/authorize", data=form)
     location = resp.headers["location"]
-    assert resp.status_code == 302 and location.startswith(f"{REDIRECT}?code=0.A") and location.endswith("#")
+    assert resp.status_code == 302 and location.startswith(f"{REDIRECT}/?code=0.A") and location.endswith("#")
     query = parse_qs(urlsplit(location).query)
     assert list(query) == ["code", "state", "session_state"]
     assert query["state"] == ["st-123"] and GUID.match(query["session_state"][0])
@@ -626,7 +626,7 @@ def test_cancel_redirects_access_denied(http: httpx.Client) -> None:
     resp = http.post(f"/{TENANT}/oauth2/v2.0/authorize", data={"flowtoken": flow_token(page.text), "action": "cancel"})
     assert resp.status_code == 302
     location = resp.headers["location"]
-    assert location.startswith(f"{REDIRECT}?error=access_denied&error_description=AADSTS65004")
+    assert location.startswith(f"{REDIRECT}/?error=access_denied&error_description=AADSTS65004")
     query = parse_qs(urlsplit(location).query)
     assert query["state"] == ["st-123"] and "Trace ID: " in query["error_description"][0]
 
@@ -766,7 +766,7 @@ def test_confidential_client_redeems_with_its_secret(http: httpx.Client) -> None
 
 def test_fragment_and_form_post_response_modes(http: httpx.Client) -> None:
     fragment = sign_in(http, authorize_params(response_mode="fragment"))
-    assert fragment.headers["location"].startswith(f"{REDIRECT}#code=0.A")
+    assert fragment.headers["location"].startswith(f"{REDIRECT}/#code=0.A")
     posted = sign_in(http, authorize_params(response_mode="form_post"))
     assert posted.status_code == 200 and f'action="{REDIRECT}"' in posted.text and 'name="code"' in posted.text
 
