@@ -9,38 +9,21 @@ from __future__ import annotations
 import http.cookiejar
 import logging
 import platform
+import threading
 import time
-import uuid
 import webbrowser
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import httpx
 
 from . import __version__
 from .authority import Authority
-from .authorize import PendingAuthorization, build_authorization_request, exchange_code_flow, parse_redirect
-from .errors import (
-    ConfigError,
-    InvalidGrant,
-    ResponseFormatError,
-    TransientError,
-    TransportError,
-)
+from .authorize import PendingAuthorization
+from .base import ClientBase, Flow, Scopes, T, advance
+from .cache import TokenCache
+from .errors import OAuthCoreError, ResponseFormatError, TransientError, TransportError
 from .pkce import new_state
-from .protocol import (
-    HttpRequest,
-    HttpResponse,
-    Pairs,
-    TokenFlow,
-    TokenSet,
-    build_token_request,
-    jwks_request,
-    normalize_scopes,
-    parse_jwks_response,
-    password_grant,
-    refresh_token_grant,
-    token_flow,
-)
+from .protocol import HttpRequest, HttpResponse, TokenSet, jwks_request, normalize_scopes, parse_jwks_response
 from .retry import NetworkFailure, RetryableResponse, RetryPolicy, is_retryable_response, sync_retrying
 
 __all__ = ["EntraClient", "fetch_jwks", "send_once", "send_with_retry"]
@@ -89,11 +72,6 @@ def to_http_response(response: httpx.Response, body: bytes) -> HttpResponse:
     return HttpResponse(status=response.status_code, headers=tuple(response.headers.multi_items()), body=body)
 
 
-def request_headers() -> Pairs:
-    """Per-call headers: a fresh ``client-request-id`` and the throttling capability MSAL advertises."""
-    return (("client-request-id", str(uuid.uuid4())), ("x-ms-lib-capability", "retry-after, h429"))
-
-
 def transient_error(exc: BaseException, attempts: int, waits: List[float]) -> TransientError:
     """The error for retries spent on ``exc`` (a RetryableResponse or NetworkFailure)."""
     retry_after = getattr(exc, "retry_after", None)
@@ -110,15 +88,6 @@ def transient_error(exc: BaseException, attempts: int, waits: List[float]) -> Tr
         waits=waits,
         status=status,
         retry_after=retry_after,
-    )
-
-
-def lost_code_error(original: NetworkFailure, attempts: int, waits: List[float]) -> TransientError:
-    return TransientError(
-        f"the response to the code redemption was lost ({original.kind}); the retry was refused because "
-        "an authorization code works once. Sign in again.",
-        attempts=attempts,
-        waits=waits,
     )
 
 
@@ -202,7 +171,7 @@ def send_with_retry(
     raise AssertionError("unreachable: tenacity either returns or raises")
 
 
-class EntraClient:
+class EntraClient(ClientBase):
     """A Microsoft Entra ID token client for one application (client id) and authority.
 
     Args:
@@ -216,6 +185,8 @@ class EntraClient:
         retry: the :class:`RetryPolicy` for transient failures.
         timeout: seconds for each request (connect, read, write, pool).
         offline_access: add ``offline_access openid profile`` to user grants (refresh and id tokens).
+        cache: where tokens are kept (:class:`MemoryTokenCache` by default, or a :class:`FileTokenCache`).
+        clock: epoch seconds now (injectable for tests).
 
     Raises:
         ConfigError / InsecureAuthorityError: an invalid tenant, host or client id.
@@ -227,50 +198,32 @@ class EntraClient:
         tenant: str = "organizations",
         *,
         authority_host: Optional[str] = None,
-        scopes: Union[None, str, Iterable[str]] = None,
+        scopes: Scopes = None,
         client_secret: Optional[str] = None,
         http_client: Optional[httpx.Client] = None,
         retry: Optional[RetryPolicy] = None,
         timeout: float = 30.0,
         offline_access: bool = True,
+        cache: Optional[TokenCache] = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        if not client_id or not client_id.strip():
-            raise ConfigError("client id is required")
-        self.client_id = client_id.strip()
-        self.authority = Authority.of(authority_host, tenant)
-        self.scopes = normalize_scopes(scopes)
-        self.offline_access = offline_access
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout
-        self._client_secret = client_secret
+        super().__init__(
+            client_id,
+            tenant,
+            authority_host=authority_host,
+            scopes=scopes,
+            client_secret=client_secret,
+            retry=retry,
+            timeout=timeout,
+            offline_access=offline_access,
+            cache=cache,
+            clock=clock,
+        )
         self._owns_http = http_client is None
         self._http = http_client or new_http_client(timeout)
+        self._refresh_lock = threading.Lock()
 
-    def __repr__(self) -> str:
-        secret = "<redacted>" if self._client_secret else None
-        return f"EntraClient(client_id={self.client_id!r}, authority={self.authority.base!r}, client_secret={secret})"
-
-    # -- the authorization code flow -------------------------------------------------------
-
-    def authorization_request(
-        self,
-        redirect_uri: str = "http://localhost",
-        *,
-        scopes: Union[None, str, Iterable[str]] = None,
-        prompt: Optional[str] = None,
-        login_hint: Optional[str] = None,
-        domain_hint: Optional[str] = None,
-    ) -> PendingAuthorization:
-        """Start the authorization code flow: a pending request whose ``url`` goes to the browser."""
-        return build_authorization_request(
-            self.authority,
-            self.client_id,
-            redirect_uri,
-            self._user_scopes(scopes),
-            prompt=prompt,
-            login_hint=login_hint,
-            domain_hint=domain_hint,
-        )
+    # -- grants ------------------------------------------------------------------------------
 
     def exchange_code(
         self, request: PendingAuthorization, redirect_url: Optional[str] = None, *, code: Optional[str] = None
@@ -283,21 +236,12 @@ class EntraClient:
         Raises:
             StateMismatch / NonceMismatch, RedirectError, OAuthError, TransientError, ResponseFormatError.
         """
-        if request.client_id != self.client_id:
-            raise ConfigError("this pending request belongs to another client id")
-        if (redirect_url is None) == (code is None):
-            raise ConfigError("pass exactly one of redirect_url and code")
-        if redirect_url is not None:
-            code = parse_redirect(request, redirect_url)
-        assert code is not None
-        return self._drive(
-            exchange_code_flow(request, code, client_secret=self._client_secret, headers=request_headers())
-        )
+        return self._drive(self._exchange_flow(request, redirect_url, code))
 
     def acquire_interactive(
         self,
         *,
-        scopes: Union[None, str, Iterable[str]] = None,
+        scopes: Scopes = None,
         redirect_uri: str = "http://localhost",
         prompt: Optional[str] = None,
         login_hint: Optional[str] = None,
@@ -324,11 +268,9 @@ class EntraClient:
 
         state = new_state()
         with LoopbackListener(redirect_uri, state, listen_address=listen_address) as listener:
-            pending = build_authorization_request(
-                self.authority,
-                self.client_id,
+            pending = self.authorization_request(
                 listener.redirect_uri,
-                self._user_scopes(scopes),
+                scopes=scopes,
                 prompt=prompt,
                 login_hint=login_hint,
                 domain_hint=domain_hint,
@@ -341,48 +283,50 @@ class EntraClient:
             query = listener.wait(timeout)
         return self.exchange_code(pending, "?" + query)
 
-    # -- direct grants -----------------------------------------------------------------------
-
-    def acquire_by_password(
-        self, username: str, password: str, *, scopes: Union[None, str, Iterable[str]] = None
-    ) -> TokenSet:
+    def acquire_by_password(self, username: str, password: str, *, scopes: Scopes = None) -> TokenSet:
         """The resource owner password grant (ROPC). Fails for MFA, federated and personal accounts."""
-        return self._grant(password_grant(username, password), self._user_scopes(scopes))
+        return self._drive(self._password_flow(username, password, scopes))
 
-    def refresh(self, refresh_token: str, *, scopes: Union[None, str, Iterable[str]] = None) -> TokenSet:
-        """Redeem a refresh token; keep the new one the response carries (Entra rotates them)."""
-        return self._grant(refresh_token_grant(refresh_token), self._user_scopes(scopes))
+    def refresh(self, refresh_token: str, *, scopes: Scopes = None) -> TokenSet:
+        """Redeem a refresh token; the rotated one Entra returns is cached before this returns."""
+        return self._drive(self._refresh_flow(refresh_token, scopes))
+
+    def get_token(
+        self, *, scopes: Scopes = None, min_validity: float = 300.0, account: Optional[str] = None
+    ) -> TokenSet:
+        """A cached access token with at least ``min_validity`` seconds left, refreshed silently if needed.
+
+        Inside the refresh window (5 minutes before expiry, or Entra's ``refresh_in``) a refresh is
+        tried but a failure keeps serving the still-valid token (one attempt per 30 s); below
+        ``max(min_validity, 40 s)`` the refresh must succeed. One refresh runs at a time across
+        threads, and across processes sharing a :class:`FileTokenCache`.
+
+        Raises:
+            InteractionRequired: nothing cached can be refreshed; a person must sign in.
+            ConfigError: several accounts are cached and ``account`` names none of them.
+            TransientError / ResponseFormatError: the refresh failed and no valid token is left.
+        """
+        wanted = normalize_scopes(scopes) if scopes is not None else self.scopes
+        cached = self._fresh_from_cache(wanted, min_validity, account)
+        if cached is not None:
+            return cached
+        with self._refresh_lock:
+            return self._drive(self._silent_flow(wanted, min_validity, account))
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _user_scopes(self, scopes: Union[None, str, Iterable[str]]) -> tuple[str, ...]:
-        base = self.scopes if scopes is None else normalize_scopes(scopes)
-        return normalize_scopes(base, offline_access=self.offline_access)
-
-    def _grant(self, grant: Pairs, scopes: tuple[str, ...]) -> TokenSet:
-        request = build_token_request(
-            self.authority,
-            self.client_id,
-            grant,
-            scopes=scopes,
-            client_secret=self._client_secret,
-            headers=request_headers(),
-        )
-        return self._drive(token_flow(request))
-
-    def _drive(self, flow: TokenFlow) -> TokenSet:
+    def _drive(self, flow: Flow[T]) -> T:
         request = next(flow)
         while True:
-            response, lost, attempts, waits = send_with_retry(self._http, request, self.retry)
             try:
-                request = flow.send(response)
-            except StopIteration as stop:
-                result: TokenSet = stop.value
-                return result
-            except InvalidGrant:
-                if request.single_use and lost is not None:
-                    raise lost_code_error(lost, attempts, waits) from None
-                raise
+                response, lost, attempts, waits = send_with_retry(self._http, request, self.retry)
+            except OAuthCoreError as exc:
+                step, result = advance(flow, request, exc)
+            else:
+                step, result = advance(flow, request, response, lost, attempts, waits)
+            if step is None:
+                return result  # type: ignore[return-value]
+            request = step
 
     def close(self) -> None:
         """Close the HTTP client if this object created it."""

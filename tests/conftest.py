@@ -93,12 +93,12 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeClock
     """Make every RetryPolicy() the client builds itself (the CLI's) sleep on the fake clock.
 
     Patching ``time.sleep`` would not help: the dataclass default ``sleep=time.sleep`` captured
-    the function object when retry.py was imported. EntraClient looks ``RetryPolicy`` up in
-    ``oauth_core.client`` at call time, so that name is what gets replaced.
+    the function object when retry.py was imported. The clients look ``RetryPolicy`` up in
+    ``oauth_core.base`` at call time, so that name is what gets replaced.
     """
-    import oauth_core.client
+    import oauth_core.base
 
     monkeypatch.setattr(
-        oauth_core.client, "RetryPolicy", functools.partial(RetryPolicy, sleep=clock.sleep, clock=clock.monotonic)
+        oauth_core.base, "RetryPolicy", functools.partial(RetryPolicy, sleep=clock.sleep, clock=clock.monotonic)
     )
     return clock

@@ -1,0 +1,304 @@
+"""What the sync and async clients share: configuration, request building, caching, silent refresh.
+
+Everything here is written once. Each operation is a generator flow that yields the HTTP
+requests it needs and returns its result; :class:`~oauth_core.client.EntraClient` and
+:class:`~oauth_core.aio.AsyncEntraClient` differ only in how they send those requests (and
+which lock keeps concurrent refreshes of one cache entry down to one).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Callable, Dict, Generator, Iterable, Optional, Tuple, TypeVar, Union
+
+from .authority import Authority
+from .authorize import PendingAuthorization, build_authorization_request, exchange_code_flow, parse_redirect
+from .cache import (
+    CacheEntry,
+    CacheScope,
+    MemoryTokenCache,
+    TokenCache,
+    find_access_token,
+    find_refresh_token,
+    flag,
+    freshness,
+    resolve_account,
+    scope_key,
+    store,
+)
+from .claims import unverified_claims
+from .errors import (
+    ConfigError,
+    InteractionRequired,
+    InvalidGrant,
+    OAuthCoreError,
+    TokenDecodeError,
+    TransientError,
+)
+from .protocol import (
+    HttpRequest,
+    HttpResponse,
+    Pairs,
+    TokenFlow,
+    TokenSet,
+    build_token_request,
+    normalize_scopes,
+    password_grant,
+    refresh_token_grant,
+    token_flow,
+)
+from .retry import NetworkFailure, RetryPolicy
+
+__all__ = ["ClientBase", "advance", "request_headers"]
+
+Scopes = Union[None, str, Iterable[str]]
+T = TypeVar("T")
+Flow = Generator[HttpRequest, HttpResponse, T]
+
+REFRESH_WINDOW = 300.0  # seconds before expiry when a proactive refresh starts
+HARD_MARGIN = 40.0  # Azure Databricks refuses tokens with 30 s or less left
+RETRY_SOFT_REFRESH_AFTER = 30.0  # at most one proactive attempt per entry in this many seconds
+
+
+def request_headers() -> Pairs:
+    """Per-call headers: a fresh ``client-request-id`` and the throttling capability MSAL advertises."""
+    return (("client-request-id", str(uuid.uuid4())), ("x-ms-lib-capability", "retry-after, h429"))
+
+
+def lost_code_error(original: NetworkFailure, attempts: int, waits: list[float]) -> TransientError:
+    return TransientError(
+        f"the response to the code redemption was lost ({original.kind}); the retry was refused because "
+        "an authorization code works once. Sign in again.",
+        attempts=attempts,
+        waits=waits,
+    )
+
+
+def advance(
+    flow: Generator[HttpRequest, HttpResponse, T],
+    sent: HttpRequest,
+    outcome: Union[HttpResponse, OAuthCoreError],
+    lost: Optional[NetworkFailure] = None,
+    attempts: int = 1,
+    waits: Optional[list[float]] = None,
+) -> Tuple[Optional[HttpRequest], Optional[T]]:
+    """Feed a flow the response to ``sent`` (or throw the send's error into it).
+
+    Returns ``(next_request, None)``, or ``(None, result)`` when the flow is done. A single-use
+    grant whose retry came back ``invalid_grant`` after a lost first response raises the lost
+    response instead: that ``invalid_grant`` is the retry's, not the truth.
+    """
+    try:
+        if isinstance(outcome, HttpResponse):
+            return flow.send(outcome), None
+        return flow.throw(outcome), None
+    except StopIteration as stop:
+        return None, stop.value
+    except InvalidGrant:
+        if sent.single_use and lost is not None:
+            raise lost_code_error(lost, attempts, waits or []) from None
+        raise
+
+
+class ClientBase:
+    """Configuration and the flows of one application (client id) at one authority.
+
+    See :class:`~oauth_core.client.EntraClient` for the arguments.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        tenant: str = "organizations",
+        *,
+        authority_host: Optional[str] = None,
+        scopes: Scopes = None,
+        client_secret: Optional[str] = None,
+        retry: Optional[RetryPolicy] = None,
+        timeout: float = 30.0,
+        offline_access: bool = True,
+        cache: Optional[TokenCache] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not client_id or not client_id.strip():
+            raise ConfigError("client id is required")
+        self.client_id = client_id.strip()
+        self.authority = Authority.of(authority_host, tenant)
+        self.scopes = normalize_scopes(scopes)
+        self.offline_access = offline_access
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.cache = cache if cache is not None else MemoryTokenCache()
+        self.clock = clock
+        self._client_secret = client_secret
+        self._where = CacheScope(self.authority.host, self.authority.tenant, self.client_id)
+
+    def __repr__(self) -> str:
+        secret = "<redacted>" if self._client_secret else None
+        return (
+            f"{type(self).__name__}(client_id={self.client_id!r}, authority={self.authority.base!r}, "
+            f"client_secret={secret})"
+        )
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def authorization_request(
+        self,
+        redirect_uri: str = "http://localhost",
+        *,
+        scopes: Scopes = None,
+        prompt: Optional[str] = None,
+        login_hint: Optional[str] = None,
+        domain_hint: Optional[str] = None,
+        state: Optional[str] = None,
+    ) -> PendingAuthorization:
+        """Start the authorization code flow: a pending request whose ``url`` goes to the browser."""
+        return build_authorization_request(
+            self.authority,
+            self.client_id,
+            redirect_uri,
+            self._user_scopes(scopes),
+            prompt=prompt,
+            login_hint=login_hint,
+            domain_hint=domain_hint,
+            state=state,
+        )
+
+    def _user_scopes(self, scopes: Scopes) -> Tuple[str, ...]:
+        base = self.scopes if scopes is None else normalize_scopes(scopes)
+        return normalize_scopes(base, offline_access=self.offline_access)
+
+    def _token_request(self, grant: Pairs, scopes: Tuple[str, ...]) -> HttpRequest:
+        return build_token_request(
+            self.authority,
+            self.client_id,
+            grant,
+            scopes=scopes,
+            client_secret=self._client_secret,
+            headers=request_headers(),
+        )
+
+    # -- flows -------------------------------------------------------------------------------
+
+    def _stored(self, flow: TokenFlow, scopes: Tuple[str, ...]) -> TokenFlow:
+        """Run a grant and record its tokens (a rotated refresh token replaces the old one first)."""
+        tokens = yield from flow
+        with self.cache.transaction() as state:
+            store(state, self._where, tokens, scopes)
+        return tokens
+
+    def _grant_flow(self, grant: Pairs, scopes: Tuple[str, ...]) -> TokenFlow:
+        return self._stored(token_flow(self._token_request(grant, scopes), clock=self.clock), scopes)
+
+    def _password_flow(self, username: str, password: str, scopes: Scopes) -> TokenFlow:
+        return self._grant_flow(password_grant(username, password), self._user_scopes(scopes))
+
+    def _refresh_flow(self, refresh_token: str, scopes: Scopes) -> TokenFlow:
+        return self._grant_flow(refresh_token_grant(refresh_token), self._user_scopes(scopes))
+
+    def _exchange_flow(
+        self, request: PendingAuthorization, redirect_url: Optional[str], code: Optional[str]
+    ) -> TokenFlow:
+        if request.client_id != self.client_id:
+            raise ConfigError("this pending request belongs to another client id")
+        if (redirect_url is None) == (code is None):
+            raise ConfigError("pass exactly one of redirect_url and code")
+        if redirect_url is not None:
+            code = parse_redirect(request, redirect_url)
+        assert code is not None
+        flow = exchange_code_flow(request, code, client_secret=self._client_secret, headers=request_headers())
+        return self._stored(flow, request.scopes)
+
+    # -- silent acquisition ------------------------------------------------------------------
+
+    def _lock_key(self, scopes: Tuple[str, ...], account: Optional[str]) -> str:
+        return f"{account or ''}|{scope_key(scopes)}"
+
+    def _fresh_from_cache(
+        self, scopes: Tuple[str, ...], min_validity: float, account: Optional[str]
+    ) -> Optional[TokenSet]:
+        """The fast path: a cached token that needs nothing, read without any lock."""
+        state = self.cache.snapshot()
+        resolved = resolve_account(state, self._where, account)
+        if resolved is None:
+            return None
+        entry = find_access_token(state, self._where, resolved, scopes)
+        if entry is None or freshness(entry, self.clock(), min_validity=min_validity) != "fresh":
+            return None
+        return _from_entry(entry)
+
+    def _silent_flow(self, scopes: Tuple[str, ...], min_validity: float, account: Optional[str]) -> TokenFlow:
+        """Serve, or refresh, the cached token for ``scopes``; call with the entry's lock held.
+
+        Re-reads the cache under its (inter-process) lock, so a refresh another thread or process
+        just made is used instead of a second one.
+        """
+        with self.cache.transaction() as state:
+            resolved = resolve_account(state, self._where, account)
+            if resolved is None:
+                raise InteractionRequired("no_account", "No signed-in account in the cache: sign in first.")
+            key = self._where.at_key(resolved, scopes)
+            entry = find_access_token(state, self._where, resolved, scopes)
+            now = self.clock()
+            mode = "hard" if entry is None else freshness(entry, now, min_validity=min_validity)
+            if entry is not None and mode == "fresh":
+                return _from_entry(entry)
+            marks = flag(state, key)
+            if entry is not None and mode == "soft":
+                last = marks.get("last_attempt")
+                if marks.get("interaction_required") or (
+                    isinstance(last, (int, float)) and now - last < RETRY_SOFT_REFRESH_AFTER
+                ):
+                    return _from_entry(entry)
+            if marks.get("interaction_required"):
+                raise InteractionRequired(
+                    "interaction_required",
+                    "A previous refresh for these scopes was refused: sign in again.",
+                    error_codes=marks["interaction_required"],
+                )
+            refresh_token = find_refresh_token(state, self._where, resolved)
+            if refresh_token is None:
+                if entry is not None and mode == "soft":
+                    return _from_entry(entry)
+                raise InteractionRequired("no_refresh_token", "No refresh token in the cache: sign in again.")
+            marks["last_attempt"] = now
+            request = self._token_request(refresh_token_grant(refresh_token), self._user_scopes(scopes))
+            try:
+                tokens: TokenSet = yield from token_flow(request, clock=self.clock)
+            except (InvalidGrant, InteractionRequired) as exc:
+                # Keep the refresh token (the refusal may hold for these scopes only); remember it.
+                marks["interaction_required"] = list(exc.error_codes) or [0]
+                if entry is not None and mode == "soft":
+                    return _from_entry(entry)
+                raise InteractionRequired(
+                    exc.error,
+                    exc.error_description,
+                    error_codes=exc.error_codes,
+                    suberror=exc.suberror,
+                    trace_id=exc.trace_id,
+                    correlation_id=exc.correlation_id,
+                    claims=exc.claims,
+                    status=exc.status,
+                ) from exc
+            except OAuthCoreError:
+                if entry is not None and mode == "soft":
+                    return _from_entry(entry)
+                raise
+            store(state, self._where, tokens, scopes)
+            return tokens
+
+
+def _from_entry(entry: CacheEntry) -> TokenSet:
+    try:
+        claims: Optional[Dict[str, Any]] = unverified_claims(entry.access_token)
+    except TokenDecodeError:
+        claims = None
+    return TokenSet(
+        access_token=entry.access_token,
+        token_type=entry.token_type,
+        scopes=entry.scopes,
+        expires_at=entry.expires_at,
+        refresh_at=entry.refresh_at,
+        claims=claims,
+    )
