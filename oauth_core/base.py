@@ -50,7 +50,7 @@ from .protocol import (
 )
 from .retry import NetworkFailure, RetryPolicy
 
-__all__ = ["ClientBase", "advance", "request_headers"]
+__all__ = ["ClientBase", "advance", "request_headers", "start"]
 
 Scopes = Union[None, str, Iterable[str]]
 T = TypeVar("T")
@@ -73,6 +73,14 @@ def lost_code_error(original: NetworkFailure, attempts: int, waits: list[float])
         attempts=attempts,
         waits=waits,
     )
+
+
+def start(flow: Generator[HttpRequest, HttpResponse, T]) -> Tuple[Optional[HttpRequest], Optional[T]]:
+    """The flow's first request, or ``(None, result)`` when it finished without needing one."""
+    try:
+        return next(flow), None
+    except StopIteration as stop:
+        return None, stop.value
 
 
 def advance(
@@ -237,7 +245,7 @@ class ClientBase:
         with self.cache.transaction() as state:
             resolved = resolve_account(state, self._where, account)
             if resolved is None:
-                raise InteractionRequired("no_account", "No signed-in account in the cache: sign in first.")
+                raise InteractionRequired("interaction_required", "No signed-in account in the cache: sign in first.")
             key = self._where.at_key(resolved, scopes)
             entry = find_access_token(state, self._where, resolved, scopes)
             now = self.clock()
@@ -261,7 +269,7 @@ class ClientBase:
             if refresh_token is None:
                 if entry is not None and mode == "soft":
                     return _from_entry(entry)
-                raise InteractionRequired("no_refresh_token", "No refresh token in the cache: sign in again.")
+                raise InteractionRequired("interaction_required", "No refresh token in the cache: sign in again.")
             marks["last_attempt"] = now
             request = self._token_request(refresh_token_grant(refresh_token), self._user_scopes(scopes))
             try:

@@ -38,6 +38,7 @@ __all__ = [
     "TokenCache",
     "account_of",
     "accounts",
+    "entries",
     "find_access_token",
     "find_refresh_token",
     "freshness",
@@ -346,3 +347,8 @@ def freshness(
     if entry.refresh_at is not None:
         window_opens = min(window_opens, entry.refresh_at)
     return "soft" if now >= window_opens else "fresh"
+
+
+def entries(state: State) -> List[Dict[str, Any]]:
+    """The access-token records of a state (with their account and expiry), for listing."""
+    return [dict(v) for v in state["access_tokens"].values() if isinstance(v, dict)]

@@ -27,6 +27,7 @@ from .files import read_private, remove_quietly, state_dir, write_private
 
 if TYPE_CHECKING:
     from .authorize import PendingAuthorization
+    from .cache import TokenCache
     from .client import EntraClient
     from .protocol import TokenSet
 
@@ -66,6 +67,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seconds_left(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError("must be between 0 and 86400 seconds")
+    return value
+
+
 def _common_options(suppress: bool) -> argparse.ArgumentParser:
     """The options every command takes; with ``suppress`` they do not overwrite earlier values."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -97,6 +108,13 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
         default=default(False),
         help="do not add 'offline_access openid profile' to user grants",
     )
+    group.add_argument(
+        "--no-cache",
+        action="store_true",
+        default=default(False),
+        help="keep tokens in memory only (default: the 0600 token cache in the state directory)",
+    )
+    group.add_argument("--account", default=default(None), help="which cached account to use (username or account id)")
     group.add_argument("--json", action="store_true", default=default(False), help="print one JSON object")
     group.add_argument(
         "--timeout",
@@ -161,6 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("refresh", "Redeem a refresh token (from stdin, or the one saved by the last grant).")
     sub.add_argument("--refresh-token-stdin", action="store_true", help="read the refresh token from stdin")
 
+    sub = command("token", "Print only a valid access token from the cache, refreshing it silently if needed.")
+    sub.add_argument(
+        "--min-validity",
+        type=_seconds_left,
+        default=300.0,
+        metavar="S",
+        help="seconds the token must still be valid (default 300)",
+    )
+
+    command("accounts", "List the accounts and token scope sets the cache holds (no secrets).")
+
+    sub = command("logout", "Remove the cached tokens of an account of this client (or everything).")
+    sub.add_argument("--all", action="store_true", help="remove every cached token of every client")
+
     command("demo", "Run the whole story against the embedded emulator (offline; needs the crypto extra).")
     commands.add_parser(
         "emulator", help="Run the local Entra ID emulator (see `oauth-core emulator --help`).", add_help=False
@@ -198,6 +230,12 @@ def _authority_host(args: argparse.Namespace) -> Optional[str]:
     return args.authority_host or _env("AZURE_AUTHORITY_HOST")
 
 
+def _cache(args: argparse.Namespace) -> TokenCache:
+    from .cache import FileTokenCache, MemoryTokenCache
+
+    return MemoryTokenCache() if args.no_cache else FileTokenCache(state_dir() / "tokens.json")
+
+
 def _make_client(
     args: argparse.Namespace,
     client_id: Optional[str] = None,
@@ -213,6 +251,7 @@ def _make_client(
         scopes=args.scope,
         timeout=args.timeout or 30.0,
         offline_access=not args.no_offline_access,
+        cache=_cache(args),
     )
 
 
@@ -224,38 +263,17 @@ def _pending_dir() -> Path:
     return state_dir() / "pending"
 
 
-def _refresh_path(host: str, tenant: str, client_id: str) -> Path:
-    return state_dir() / "refresh" / f"{_digest(host, tenant, client_id)}.json"
+def _cached_refresh_token(client: EntraClient, account: Optional[str]) -> str:
+    from .cache import find_refresh_token, resolve_account
 
-
-def _save_refresh_token(client: EntraClient, tokens: TokenSet) -> None:
-    if not tokens.refresh_token:
-        return
-    record = {
-        "version": 1,
-        "authority_host": client.authority.host,
-        "tenant": client.authority.tenant,
-        "client_id": client.client_id,
-        "refresh_token": tokens.refresh_token,
-        "saved_at": int(time.time()),
-    }
-    write_private(_refresh_path(client.authority.host, client.authority.tenant, client.client_id), json.dumps(record))
-
-
-def _saved_refresh_token(client: EntraClient) -> str:
-    path = _refresh_path(client.authority.host, client.authority.tenant, client.client_id)
-    text = read_private(path)
-    if text is None:
+    state = client.cache.snapshot()
+    resolved = resolve_account(state, client._where, account)
+    token = find_refresh_token(state, client._where, resolved) if resolved else None
+    if token is None:
         raise UsageError(
-            "no saved refresh token for this client and tenant: sign in first "
-            "(password, exchange), or pass one with --refresh-token-stdin"
+            "no cached refresh token for this client: sign in first (login, password, exchange), "
+            "or pass one with --refresh-token-stdin"
         )
-    try:
-        token = json.loads(text)["refresh_token"]
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError(f"the saved refresh token file is damaged; delete {path}") from None
-    if not isinstance(token, str) or not token:
-        raise ConfigError(f"the saved refresh token file is damaged; delete {path}")
     return token
 
 
@@ -436,7 +454,6 @@ def cmd_login(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             on_url=show,
             listen_address=args.listen_address,
         )
-        _save_refresh_token(client, tokens)
     _print_tokens(tokens, args.json, out)
     return 0
 
@@ -465,7 +482,6 @@ def cmd_exchange(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             remove_quietly(path)  # the code was presented; the pending request cannot be reused
             raise
         remove_quietly(path)
-        _save_refresh_token(client, tokens)
     _print_tokens(tokens, args.json, out)
     return 0
 
@@ -502,7 +518,6 @@ def cmd_password(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _ropc_notice(err)
     with client:
         tokens = client.acquire_by_password(args.username.strip(), password)
-        _save_refresh_token(client, tokens)
     _print_tokens(tokens, args.json, out)
     return 0
 
@@ -510,10 +525,75 @@ def cmd_password(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     client = _make_client(args)
     with client:
-        token = _read_stdin_secret("refresh token") if args.refresh_token_stdin else _saved_refresh_token(client)
+        token = (
+            _read_stdin_secret("refresh token")
+            if args.refresh_token_stdin
+            else _cached_refresh_token(client, args.account)
+        )
         tokens = client.refresh(token)
-        _save_refresh_token(client, tokens)
     _print_tokens(tokens, args.json, out)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    client = _make_client(args)
+    with client:
+        tokens = client.get_token(min_validity=args.min_validity, account=args.account)
+    if args.json:
+        _print_tokens(tokens, True, out)
+    else:
+        out.write(tokens.access_token + "\n")
+    return 0
+
+
+def cmd_accounts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .cache import accounts, entries
+
+    state = _cache(args).snapshot()
+    now = time.time()
+    listed = []
+    for account in accounts(state):
+        tokens = [
+            {"scopes": e.get("scopes"), "expires_at": int(e["expires_at"]), "expires_in": int(e["expires_at"] - now)}
+            for e in entries(state)
+            if e.get("account") == account.get("account") and isinstance(e.get("expires_at"), (int, float))
+        ]
+        listed.append({**account, "access_tokens": tokens})
+    if args.json:
+        out.write(json.dumps({"accounts": listed}) + "\n")
+    elif not listed:
+        out.write("The token cache is empty.\n")
+    for account in [] if args.json else listed:
+        out.write(f"{account.get('username') or '(unknown user)'}  account {account['account']}\n")
+        out.write(f"  client {account['client_id']} at {account['host']}/{account['tenant']}\n")
+        for token in account["access_tokens"]:
+            left = token["expires_in"]
+            status = f"expires in {left // 60} min" if left > 0 else "expired"
+            out.write(f"  {' '.join(token['scopes'] or [])}: {status}\n")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .cache import CacheScope, accounts, remove_account
+
+    cache = _cache(args)
+    with cache.transaction() as state:
+        if args.all:
+            removed = len(accounts(state))
+            for section in ("access_tokens", "refresh_tokens", "accounts", "flags"):
+                state[section].clear()
+        else:
+            from .authority import Authority
+
+            authority = Authority.of(_authority_host(args), _tenant(args))
+            where = CacheScope(authority.host, authority.tenant, _client_id(args))
+            mine = [a for a in accounts(state, where) if args.account in (None, a.get("account"), a.get("username"))]
+            for account in mine:
+                remove_account(
+                    state, CacheScope(where.host, str(account["tenant"]), where.client_id), account["account"]
+                )
+            removed = len(mine)
+    err.write(f"Removed {removed} account(s) from the token cache.\n")
     return 0
 
 
@@ -612,6 +692,9 @@ COMMANDS: Dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "exchange": cmd_exchange,
     "password": cmd_password,
     "refresh": cmd_refresh,
+    "token": cmd_token,
+    "accounts": cmd_accounts,
+    "logout": cmd_logout,
     "decode": cmd_decode,
     "demo": cmd_demo,
 }

@@ -19,7 +19,7 @@ import httpx
 from . import __version__
 from .authority import Authority
 from .authorize import PendingAuthorization
-from .base import ClientBase, Flow, Scopes, T, advance
+from .base import ClientBase, Flow, Scopes, T, advance, start
 from .cache import TokenCache
 from .errors import OAuthCoreError, ResponseFormatError, TransientError, TransportError
 from .pkce import new_state
@@ -316,17 +316,16 @@ class EntraClient(ClientBase):
     # -- plumbing ----------------------------------------------------------------------------
 
     def _drive(self, flow: Flow[T]) -> T:
-        request = next(flow)
-        while True:
+        request, result = start(flow)
+        while request is not None:
             try:
                 response, lost, attempts, waits = send_with_retry(self._http, request, self.retry)
             except OAuthCoreError as exc:
                 step, result = advance(flow, request, exc)
             else:
                 step, result = advance(flow, request, response, lost, attempts, waits)
-            if step is None:
-                return result  # type: ignore[return-value]
             request = step
+        return result  # type: ignore[return-value]
 
     def close(self) -> None:
         """Close the HTTP client if this object created it."""

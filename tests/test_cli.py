@@ -143,8 +143,11 @@ def check_token_output(result: Result, fixture_body: Dict[str, Any]) -> Dict[str
     return data
 
 
-def saved_refresh_files(home: Path) -> List[Path]:
-    return sorted((home / "refresh").glob("*.json"))
+def cached_refresh_tokens(home: Path) -> List[str]:
+    """The refresh tokens in the CLI's token cache file, which must be mode 0600."""
+    path = home / "tokens.json"
+    assert mode(path) == 0o600
+    return [entry["refresh_token"] for entry in json.loads(path.read_text())["refresh_tokens"].values()]
 
 
 def mode(path: Path) -> int:
@@ -317,9 +320,7 @@ def test_exchange(run: Any, isolated_env: Path, token_route: respx.Route) -> Non
     assert form["redirect_uri"] == "http://localhost"
     assert form["client_id"] == CLIENT_ID
     assert not path.exists()
-    [saved] = saved_refresh_files(isolated_env)
-    assert mode(saved) == 0o600
-    assert json.loads(saved.read_text())["refresh_token"] == json.loads(body_text)["refresh_token"]
+    assert cached_refresh_tokens(isolated_env) == [json.loads(body_text)["refresh_token"]]
 
 
 def test_exchange_nonce_mismatch(run: Any, token_route: respx.Route) -> None:
@@ -379,9 +380,7 @@ def test_password(run: Any, isolated_env: Path, token_route: respx.Route) -> Non
     form = form_of(token_route.calls.last)
     assert (form["grant_type"], form["username"], form["password"]) == ("password", USERNAME, PASSWORD)
     assert PASSWORD not in result.err
-    [saved] = saved_refresh_files(isolated_env)
-    assert mode(saved) == 0o600
-    assert json.loads(saved.read_text())["refresh_token"] == body_of("success-password")["refresh_token"]
+    assert cached_refresh_tokens(isolated_env) == [body_of("success-password")["refresh_token"]]
 
 
 def test_ropc_notice_is_printed_once(run: Any, token_route: respx.Route) -> None:
@@ -439,9 +438,7 @@ def test_refresh_uses_and_rotates_the_saved_token(run: Any, isolated_env: Path, 
     result = run(["refresh", *TENANT_ARGS, "--json"])
     check_token_output(result, body_of("success-refresh"))
     assert form_of(token_route.calls.last)["refresh_token"] == first_rt
-    [saved] = saved_refresh_files(isolated_env)
-    assert mode(saved) == 0o600
-    assert json.loads(saved.read_text())["refresh_token"] == rotated_rt
+    assert cached_refresh_tokens(isolated_env) == [rotated_rt]
 
     assert run(["refresh", *TENANT_ARGS, "--json"]).code == 0
     assert form_of(token_route.calls.last)["refresh_token"] == rotated_rt
