@@ -15,160 +15,96 @@ from .authority import (
 )
 from .authorize import (
     PendingAuthorization as PendingAuthorization,
-)
-from .authorize import (
     build_authorization_request as build_authorization_request,
-)
-from .authorize import (
     parse_redirect as parse_redirect,
 )
 from .claims import (
     TokenInfo as TokenInfo,
-)
-from .claims import (
     decode_claims as decode_claims,
-)
-from .claims import (
     inspect_token as inspect_token,
-)
-from .claims import (
     unverified_claims as unverified_claims,
-)
-from .claims import (
     unverified_header as unverified_header,
-)
-from .claims import (
     verify_signature as verify_signature,
+    verify_with_refresh as verify_with_refresh,
+)
+from .device import (
+    DeviceCode as DeviceCode,
 )
 from .errors import (
     AADSTS as AADSTS,
-)
-from .errors import (
     AccessDenied as AccessDenied,
-)
-from .errors import (
     AuthorizationDeclined as AuthorizationDeclined,
-)
-from .errors import (
     AuthorizationPending as AuthorizationPending,
-)
-from .errors import (
     BadVerificationCode as BadVerificationCode,
-)
-from .errors import (
     ConfigError as ConfigError,
-)
-from .errors import (
     ExpiredToken as ExpiredToken,
-)
-from .errors import (
     InsecureAuthorityError as InsecureAuthorityError,
-)
-from .errors import (
     InteractionRequired as InteractionRequired,
-)
-from .errors import (
     InteractionTimeout as InteractionTimeout,
-)
-from .errors import (
     InvalidClient as InvalidClient,
-)
-from .errors import (
     InvalidGrant as InvalidGrant,
-)
-from .errors import (
     InvalidRequest as InvalidRequest,
-)
-from .errors import (
     InvalidResource as InvalidResource,
-)
-from .errors import (
     InvalidScope as InvalidScope,
-)
-from .errors import (
     InvalidTenant as InvalidTenant,
-)
-from .errors import (
     LoopDetected as LoopDetected,
-)
-from .errors import (
     NonceMismatch as NonceMismatch,
-)
-from .errors import (
     OAuthCoreError as OAuthCoreError,
-)
-from .errors import (
     OAuthError as OAuthError,
-)
-from .errors import (
     RedirectError as RedirectError,
-)
-from .errors import (
     ResponseFormatError as ResponseFormatError,
-)
-from .errors import (
     SecurityCheckError as SecurityCheckError,
-)
-from .errors import (
     ServerError as ServerError,
-)
-from .errors import (
     SignatureVerificationError as SignatureVerificationError,
-)
-from .errors import (
     SlowDown as SlowDown,
-)
-from .errors import (
     StateMismatch as StateMismatch,
-)
-from .errors import (
     TokenDecodeError as TokenDecodeError,
-)
-from .errors import (
     TransientError as TransientError,
-)
-from .errors import (
     TransportError as TransportError,
-)
-from .errors import (
     UnauthorizedClient as UnauthorizedClient,
+    UnknownSigningKey as UnknownSigningKey,
 )
 from .protocol import (
     DATABRICKS_SCOPE as DATABRICKS_SCOPE,
-)
-from .protocol import (
     HttpRequest as HttpRequest,
-)
-from .protocol import (
     HttpResponse as HttpResponse,
-)
-from .protocol import (
     TokenSet as TokenSet,
-)
-from .protocol import (
     build_token_request as build_token_request,
-)
-from .protocol import (
     parse_token_response as parse_token_response,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - the lazy names, for type checkers
+    from .aio import AsyncEntraClient as AsyncEntraClient
+    from .assertion import ClientCertificate as ClientCertificate
+    from .auth import EntraAuth as EntraAuth
     from .client import EntraClient as EntraClient
+    from .databricks import workspace_tenant as workspace_tenant
     from .retry import RetryPolicy as RetryPolicy
 
 __version__ = "0.1.0"
 
-_LAZY = {"EntraClient": "client", "RetryPolicy": "retry"}
+_LAZY = {
+    "AsyncEntraClient": "aio",
+    "ClientCertificate": "assertion",
+    "EntraAuth": "auth",
+    "EntraClient": "client",
+    "RetryPolicy": "retry",
+    "workspace_tenant": "databricks",
+}
 
 __all__ = [
     "AADSTS",
     "AccessDenied",
+    "AsyncEntraClient",
     "Authority",
     "AuthorizationDeclined",
     "AuthorizationPending",
     "BadVerificationCode",
+    "ClientCertificate",
     "ConfigError",
     "DATABRICKS_SCOPE",
+    "DeviceCode",
+    "EntraAuth",
     "EntraClient",
     "ExpiredToken",
     "HttpRequest",
@@ -201,6 +137,7 @@ __all__ = [
     "TransientError",
     "TransportError",
     "UnauthorizedClient",
+    "UnknownSigningKey",
     "__version__",
     "build_authorization_request",
     "build_token_request",
@@ -211,6 +148,8 @@ __all__ = [
     "unverified_claims",
     "unverified_header",
     "verify_signature",
+    "verify_with_refresh",
+    "workspace_tenant",
 ]
 
 

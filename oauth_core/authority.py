@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, InsecureAuthorityError
@@ -168,6 +168,24 @@ class Authority:
     @property
     def jwks_endpoint(self) -> str:
         return f"{self.base}/discovery/v2.0/keys"
+
+    def require_trusted(self, trusted_hosts: Iterable[str] = ()) -> Authority:
+        """Refuse a host that is neither a known Entra host, nor loopback, nor explicitly trusted.
+
+        Credentials (passwords, secrets, refresh tokens) go to this host: a typo or a hostile
+        configuration must not be enough to send them elsewhere.
+
+        Raises:
+            InsecureAuthorityError: the host is not trusted.
+        """
+        trusted = {h.strip().lower() for h in trusted_hosts if h.strip()}
+        host = self.hostname.lower()
+        if self.is_known_entra_host or is_loopback_host(host) or host in trusted:
+            return self
+        raise InsecureAuthorityError(
+            f"{host} is not a known Entra ID host: trust it explicitly with "
+            f"--allow-authority-host {host} (library: trusted_hosts=[{host!r}])"
+        )
 
     def with_tenant(self, tenant: str) -> Authority:
         """The same host with another (validated) tenant."""

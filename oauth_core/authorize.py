@@ -188,6 +188,10 @@ def _query_params(redirect: str) -> Tuple[Dict[str, str], Optional[Tuple[str, st
         raise RedirectError("the redirect URL is empty")
     if len(redirect) > MAX_REDIRECT_LENGTH:
         raise RedirectError("the redirect URL is too long")
+    try:
+        redirect.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RedirectError("the redirect URL holds undecodable bytes") from None
     origin = None
     if "://" in redirect:
         try:
@@ -265,6 +269,7 @@ def exchange_code_flow(
     code: str,
     *,
     client_secret: Optional[str] = None,
+    client_assertion: Optional[str] = None,
     headers: Pairs = (),
 ) -> TokenFlow:
     """Redeem a code with the pending request's verifier; check the id_token's nonce.
@@ -279,6 +284,7 @@ def exchange_code_flow(
         authorization_code_grant(code, pending.redirect_uri, pending.code_verifier),
         scopes=pending.scopes,
         client_secret=client_secret,
+        client_assertion=client_assertion,
         headers=headers,
     )
     tokens: TokenSet = yield from token_flow(request)

@@ -1,16 +1,17 @@
 """What the sync and async clients share: configuration, request building, caching, silent refresh.
 
 Everything here is written once. Each operation is a generator flow that yields the HTTP
-requests it needs and returns its result; :class:`~oauth_core.client.EntraClient` and
-:class:`~oauth_core.aio.AsyncEntraClient` differ only in how they send those requests (and
-which lock keeps concurrent refreshes of one cache entry down to one).
+requests it needs (and, when polling a device code, :class:`~oauth_core.device.Wait` steps) and
+returns its result; :class:`~oauth_core.client.EntraClient` and
+:class:`~oauth_core.aio.AsyncEntraClient` differ only in how they send those requests and sleep
+(and which lock keeps concurrent refreshes of one cache entry down to one).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Callable, Dict, Generator, Iterable, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterable, Optional, Tuple, TypeVar, Union
 
 from .authority import Authority
 from .authorize import PendingAuthorization, build_authorization_request, exchange_code_flow, parse_redirect
@@ -28,6 +29,7 @@ from .cache import (
     store,
 )
 from .claims import unverified_claims
+from .device import DeviceCode, DeviceFlow, Wait, build_device_code_request, device_code_flow, device_code_grant
 from .errors import (
     ConfigError,
     InteractionRequired,
@@ -43,6 +45,7 @@ from .protocol import (
     TokenFlow,
     TokenSet,
     build_token_request,
+    client_credentials_grant,
     normalize_scopes,
     password_grant,
     refresh_token_grant,
@@ -50,12 +53,19 @@ from .protocol import (
 )
 from .retry import NetworkFailure, RetryPolicy
 
+if TYPE_CHECKING:
+    from .assertion import ClientCertificate
+
 __all__ = ["ClientBase", "advance", "request_headers", "start"]
 
 Scopes = Union[None, str, Iterable[str]]
 T = TypeVar("T")
 Flow = Generator[HttpRequest, HttpResponse, T]
+Step = TypeVar("Step", bound=Union[HttpRequest, Wait])
+# What the drivers run: flows that yield requests to send and (device code polling) waits.
+StepFlow = Generator[Union[HttpRequest, Wait], HttpResponse, T]
 
+APP_ACCOUNT = "app"  # the cache's account for app-only (client credentials) tokens
 REFRESH_WINDOW = 300.0  # seconds before expiry when a proactive refresh starts
 HARD_MARGIN = 40.0  # Azure Databricks refuses tokens with 30 s or less left
 RETRY_SOFT_REFRESH_AFTER = 30.0  # at most one proactive attempt per entry in this many seconds
@@ -75,8 +85,8 @@ def lost_code_error(original: NetworkFailure, attempts: int, waits: list[float])
     )
 
 
-def start(flow: Generator[HttpRequest, HttpResponse, T]) -> Tuple[Optional[HttpRequest], Optional[T]]:
-    """The flow's first request, or ``(None, result)`` when it finished without needing one."""
+def start(flow: Generator[Step, HttpResponse, T]) -> Tuple[Optional[Step], Optional[T]]:
+    """The flow's first request (or wait), or ``(None, result)`` when it finished without needing one."""
     try:
         return next(flow), None
     except StopIteration as stop:
@@ -84,27 +94,30 @@ def start(flow: Generator[HttpRequest, HttpResponse, T]) -> Tuple[Optional[HttpR
 
 
 def advance(
-    flow: Generator[HttpRequest, HttpResponse, T],
-    sent: HttpRequest,
-    outcome: Union[HttpResponse, OAuthCoreError],
+    flow: Generator[Step, HttpResponse, T],
+    sent: Union[HttpRequest, Wait],
+    outcome: Union[HttpResponse, OAuthCoreError, None],
     lost: Optional[NetworkFailure] = None,
     attempts: int = 1,
     waits: Optional[list[float]] = None,
-) -> Tuple[Optional[HttpRequest], Optional[T]]:
+) -> Tuple[Optional[Step], Optional[T]]:
     """Feed a flow the response to ``sent`` (or throw the send's error into it).
 
-    Returns ``(next_request, None)``, or ``(None, result)`` when the flow is done. A single-use
-    grant whose retry came back ``invalid_grant`` after a lost first response raises the lost
-    response instead: that ``invalid_grant`` is the retry's, not the truth.
+    ``outcome`` None resumes the flow after a :class:`~oauth_core.device.Wait` step (the driver
+    slept). Returns ``(next_step, None)``, or ``(None, result)`` when the flow is done. A
+    single-use grant whose retry came back ``invalid_grant`` after a lost first response raises
+    the lost response instead: that ``invalid_grant`` is the retry's, not the truth.
     """
     try:
+        if outcome is None:
+            return next(flow), None
         if isinstance(outcome, HttpResponse):
             return flow.send(outcome), None
         return flow.throw(outcome), None
     except StopIteration as stop:
         return None, stop.value
     except InvalidGrant:
-        if sent.single_use and lost is not None:
+        if isinstance(sent, HttpRequest) and sent.single_use and lost is not None:
             raise lost_code_error(lost, attempts, waits or []) from None
         raise
 
@@ -123,16 +136,20 @@ class ClientBase:
         authority_host: Optional[str] = None,
         scopes: Scopes = None,
         client_secret: Optional[str] = None,
+        client_certificate: Optional[ClientCertificate] = None,
         retry: Optional[RetryPolicy] = None,
         timeout: float = 30.0,
         offline_access: bool = True,
         cache: Optional[TokenCache] = None,
         clock: Callable[[], float] = time.time,
+        trusted_hosts: Iterable[str] = (),
     ) -> None:
         if not client_id or not client_id.strip():
             raise ConfigError("client id is required")
+        if client_secret is not None and client_certificate is not None:
+            raise ConfigError("pass a client_secret or a client_certificate, not both")
         self.client_id = client_id.strip()
-        self.authority = Authority.of(authority_host, tenant)
+        self.authority = Authority.of(authority_host, tenant).require_trusted(trusted_hosts)
         self.scopes = normalize_scopes(scopes)
         self.offline_access = offline_access
         self.retry = retry or RetryPolicy()
@@ -140,6 +157,7 @@ class ClientBase:
         self.cache = cache if cache is not None else MemoryTokenCache()
         self.clock = clock
         self._client_secret = client_secret
+        self._client_certificate = client_certificate
         self._where = CacheScope(self.authority.host, self.authority.tenant, self.client_id)
 
     def __repr__(self) -> str:
@@ -185,11 +203,20 @@ class ClientBase:
             scopes=scopes,
             client_secret=self._client_secret,
             headers=request_headers(),
+            client_assertion=self._client_assertion(),
         )
+
+    def _client_assertion(self) -> Optional[str]:
+        """A fresh signed assertion for each token request of a certificate client (else None)."""
+        if self._client_certificate is None:
+            return None
+        return self._client_certificate.assertion(self.client_id, self.authority.token_endpoint, now=self.clock())
 
     # -- flows -------------------------------------------------------------------------------
 
-    def _stored(self, flow: TokenFlow, scopes: Tuple[str, ...]) -> TokenFlow:
+    def _stored(
+        self, flow: Generator[Step, HttpResponse, TokenSet], scopes: Tuple[str, ...]
+    ) -> Generator[Step, HttpResponse, TokenSet]:
         """Run a grant and record its tokens (a rotated refresh token replaces the old one first)."""
         tokens = yield from flow
         with self.cache.transaction() as state:
@@ -215,8 +242,47 @@ class ClientBase:
         if redirect_url is not None:
             code = parse_redirect(request, redirect_url)
         assert code is not None
-        flow = exchange_code_flow(request, code, client_secret=self._client_secret, headers=request_headers())
+        flow = exchange_code_flow(
+            request,
+            code,
+            client_secret=self._client_secret,
+            client_assertion=self._client_assertion(),
+            headers=request_headers(),
+        )
         return self._stored(flow, request.scopes)
+
+    def _device_code_flow(
+        self, scopes: Scopes, on_code: Callable[[DeviceCode], None], timeout: Optional[float]
+    ) -> DeviceFlow:
+        wanted = self._user_scopes(scopes)
+        begin = build_device_code_request(self.authority, self.client_id, wanted, request_headers())
+
+        def poll(code: DeviceCode) -> HttpRequest:
+            return self._token_request(device_code_grant(code.device_code), wanted)
+
+        flow = device_code_flow(begin, poll, on_code=on_code, clock=self.clock, timeout=timeout)
+        return self._stored(flow, wanted)
+
+    def _client_credentials_flow(self, scopes: Scopes) -> TokenFlow:
+        """The client credentials grant; checks scope, tenant and credential before anything is sent."""
+        wanted = normalize_scopes(self.scopes if scopes is None else scopes)
+        if len(wanted) != 1 or not wanted[0].endswith("/.default") or wanted[0] == "/.default":
+            raise ConfigError(
+                "client credentials take exactly one scope of the form <resource>/.default "
+                f"(e.g. {normalize_scopes(None)[0]}); the app's permissions are granted by an admin, not by scope"
+            )
+        if self.authority.tenant.lower() in ("organizations", "common", "consumers"):
+            raise ConfigError(
+                f"client credentials need the service principal's tenant (id or domain), not "
+                f"'{self.authority.tenant}': pass tenant= / --tenant / AZURE_TENANT_ID"
+            )
+        if not self._is_confidential:
+            raise ConfigError("client credentials need a client_secret or a client_certificate")
+        return self._grant_flow(client_credentials_grant(), wanted)
+
+    @property
+    def _is_confidential(self) -> bool:
+        return self._client_secret is not None or self._client_certificate is not None
 
     # -- silent acquisition ------------------------------------------------------------------
 
@@ -244,6 +310,8 @@ class ClientBase:
         """
         with self.cache.transaction() as state:
             resolved = resolve_account(state, self._where, account)
+            if resolved is None and self._is_confidential and account in (None, APP_ACCOUNT):
+                resolved = APP_ACCOUNT  # a service principal acts as itself
             if resolved is None:
                 raise InteractionRequired("interaction_required", "No signed-in account in the cache: sign in first.")
             key = self._where.at_key(resolved, scopes)
@@ -265,13 +333,18 @@ class ClientBase:
                     "A previous refresh for these scopes was refused: sign in again.",
                     error_codes=marks["interaction_required"],
                 )
-            refresh_token = find_refresh_token(state, self._where, resolved)
-            if refresh_token is None:
-                if entry is not None and mode == "soft":
-                    return _from_entry(entry)
-                raise InteractionRequired("interaction_required", "No refresh token in the cache: sign in again.")
+            if resolved == APP_ACCOUNT and self._is_confidential:
+                # An app-only token is renewed by asking again: client credentials have no refresh token.
+                grant, grant_scopes = client_credentials_grant(), scopes
+            else:
+                refresh_token = find_refresh_token(state, self._where, resolved)
+                if refresh_token is None:
+                    if entry is not None and mode == "soft":
+                        return _from_entry(entry)
+                    raise InteractionRequired("interaction_required", "No refresh token in the cache: sign in again.")
+                grant, grant_scopes = refresh_token_grant(refresh_token), self._user_scopes(scopes)
             marks["last_attempt"] = now
-            request = self._token_request(refresh_token_grant(refresh_token), self._user_scopes(scopes))
+            request = self._token_request(grant, grant_scopes)
             try:
                 tokens: TokenSet = yield from token_flow(request, clock=self.clock)
             except (InvalidGrant, InteractionRequired) as exc:

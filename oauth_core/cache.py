@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import ConfigError
-from .files import read_private, write_private
+from .files import read_private, unusable, write_private
 from .protocol import TokenSet
 
 __all__ = [
@@ -190,8 +190,11 @@ class FileTokenCache(TokenCache):
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(str(self._lock_path), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(str(self._lock_path), os.O_RDWR | os.O_CREAT, 0o600)
+        except (OSError, ValueError) as exc:
+            raise unusable(self._lock_path, exc) from None
         try:
             _lock_file(fd)
             yield
@@ -248,7 +251,7 @@ def store(state: State, where: CacheScope, tokens: TokenSet, requested: Sequence
     account_key = where.account_key(account)
     if tokens.refresh_token:
         state["refresh_tokens"][account_key] = {"refresh_token": tokens.refresh_token}
-    previous = state["accounts"].get(account_key, {})
+    previous = _record(state, "accounts", account_key)
     state["accounts"][account_key] = {
         "account": account,
         "username": username or previous.get("username"),
@@ -269,6 +272,12 @@ def _username(claims: Optional[Mapping[str, Any]], id_claims: Optional[Mapping[s
     return None
 
 
+def _record(state: State, section: str, key: str) -> Dict[str, Any]:
+    """One record of a section, or an empty dict when it is absent or not an object (hand-edited)."""
+    value = state[section].get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def find_access_token(state: State, where: CacheScope, account: str, scopes: Sequence[str]) -> Optional[CacheEntry]:
     record = state["access_tokens"].get(where.at_key(account, scopes))
     if not isinstance(record, dict) or not isinstance(record.get("access_token"), str):
@@ -281,7 +290,7 @@ def find_access_token(state: State, where: CacheScope, account: str, scopes: Seq
             expires_at=float(record["expires_at"]),
             refresh_at=None if record.get("refresh_at") is None else float(record["refresh_at"]),
             account=account,
-            username=state["accounts"].get(where.account_key(account), {}).get("username"),
+            username=_record(state, "accounts", where.account_key(account)).get("username"),
         )
     except (KeyError, TypeError, ValueError):
         return None  # a hand-edited entry: treat it as absent, a refresh replaces it
@@ -295,7 +304,7 @@ def find_refresh_token(state: State, where: CacheScope, account: str) -> Optiona
 
 def accounts(state: State, where: Optional[CacheScope] = None) -> List[Dict[str, Any]]:
     """The accounts the cache knows (all, or those of one host and client), without secrets."""
-    found = [dict(v) for v in state["accounts"].values() if isinstance(v, dict)]
+    found = [dict(v) for v in state["accounts"].values() if isinstance(v, dict) and isinstance(v.get("account"), str)]
     if where is not None:
         found = [a for a in found if a.get("host") == where.host and a.get("client_id") == where.client_id]
     return sorted(found, key=lambda a: (str(a.get("username")), str(a.get("account"))))
@@ -319,8 +328,12 @@ def resolve_account(state: State, where: CacheScope, wanted: Optional[str]) -> O
 
 def flag(state: State, key: str) -> Dict[str, Any]:
     """The mutable flags of one access-token key: ``interaction_required``, ``last_attempt``."""
-    value = state["flags"].setdefault(key, {})
-    return value if isinstance(value, dict) else state["flags"].setdefault(key, {})
+    value = state["flags"].get(key)
+    if isinstance(value, dict):
+        return value
+    fresh: Dict[str, Any] = {}  # absent, or hand-edited into something else
+    state["flags"][key] = fresh
+    return fresh
 
 
 def remove_account(state: State, where: CacheScope, account: str) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from .errors import ConfigError, SignatureVerificationError, TokenDecodeError
+from .errors import ConfigError, SignatureVerificationError, TokenDecodeError, UnknownSigningKey
 
 __all__ = [
     "TokenInfo",
@@ -26,11 +25,13 @@ __all__ = [
     "unverified_claims",
     "unverified_header",
     "verify_signature",
+    "verify_with_refresh",
 ]
 
 MAX_TOKEN_LENGTH = 64 * 1024
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 _TIME_CLAIMS = ("iat", "nbf", "exp")
+_TIME_LIMIT = 10**11  # epoch seconds, about the year 5100
 _ALLOWED_ALGORITHMS = ("RS256",)
 
 
@@ -66,8 +67,10 @@ def _check_claims(claims: Dict[str, Any]) -> Dict[str, Any]:
         value = claims.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TokenDecodeError(f"JWT claim {name!r} is not a number")
+        if not -_TIME_LIMIT <= value <= _TIME_LIMIT:  # also refuses NaN; huge ints never reach float()
+            raise TokenDecodeError(f"JWT claim {name!r} is out of range")
     return claims
 
 
@@ -160,6 +163,23 @@ def inspect_token(token: str, *, now: Optional[float] = None) -> TokenInfo:
     )
 
 
+def verify_with_refresh(
+    token: str,
+    get_jwks: Callable[[bool], Mapping[str, Any]],
+    *,
+    issuer: Optional[str] = None,
+    audience: Optional[str] = None,
+) -> str:
+    """:func:`verify_signature` with a key set from ``get_jwks(refresh)``, refetched once on an unknown kid.
+
+    Keys roll over: a token signed with a key newer than a cached JWKS earns one refetch, no more.
+    """
+    try:
+        return verify_signature(token, get_jwks(False), issuer=issuer, audience=audience)
+    except UnknownSigningKey:
+        return verify_signature(token, get_jwks(True), issuer=issuer, audience=audience)
+
+
 def verify_signature(
     token: str,
     jwks: Mapping[str, Any],
@@ -191,7 +211,7 @@ def verify_signature(
         raise SignatureVerificationError("the JWKS has no 'keys' list")
     key_dict = next((k for k in keys if isinstance(k, dict) and kid is not None and k.get("kid") == kid), None)
     if key_dict is None:
-        raise SignatureVerificationError(f"no key with kid {kid!r} in the JWKS")
+        raise UnknownSigningKey(f"no key with kid {kid!r} in the JWKS")
     try:
         import jwt
         from jwt.algorithms import has_crypto

@@ -26,7 +26,9 @@ from .errors import ConfigError, OAuthCoreError, OAuthError, StateMismatch
 from .files import read_private, remove_quietly, state_dir, write_private
 
 if TYPE_CHECKING:
+    from .assertion import ClientCertificate
     from .authorize import PendingAuthorization
+    from .benchmark import Grant
     from .cache import TokenCache
     from .client import EntraClient
     from .protocol import TokenSet
@@ -115,12 +117,20 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
         help="keep tokens in memory only (default: the 0600 token cache in the state directory)",
     )
     group.add_argument("--account", default=default(None), help="which cached account to use (username or account id)")
+    group.add_argument(
+        "--allow-authority-host",
+        action="append",
+        default=default(None),
+        metavar="HOST",
+        help="trust this authority host besides Entra's own and loopback (repeatable; env OAUTH_CORE_TRUSTED_HOSTS)",
+    )
     group.add_argument("--json", action="store_true", default=default(False), help="print one JSON object")
     group.add_argument(
         "--timeout",
         type=_positive_float,
         default=default(None),
-        help="seconds per HTTP request (default 30); for login, the sign-in wait (default 300)",
+        help="seconds per HTTP request (default 30); for login and device-code, the sign-in wait "
+        "(default 300; device-code: the code's expiry)",
     )
     group.add_argument(
         "--verbose", "-v", action="store_true", default=default(False), help="log requests to stderr (secrets redacted)"
@@ -171,13 +181,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("password", "The username/password (ROPC) grant. The password is never taken from argv.")
     sub.add_argument(
-        "--username", "-u", default=os.environ.get("AZURE_USERNAME"), help="user principal name (env AZURE_USERNAME)"
+        "--username", "-u", default=None, help="user principal name (env AZURE_USERNAME)"
     )
     sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     sub.add_argument("--password", dest="password_argv", help=argparse.SUPPRESS)
 
     sub = command("refresh", "Redeem a refresh token (from stdin, or the one saved by the last grant).")
     sub.add_argument("--refresh-token-stdin", action="store_true", help="read the refresh token from stdin")
+
+    command("device-code", "Sign in on another device: show a code to enter at the verification page, then wait.")
+
+    sub = command(
+        "client-credentials",
+        "An app-only token for a service principal (secret or certificate; tenant and <resource>/.default scope).",
+    )
+    sub.add_argument(
+        "--client-secret-stdin",
+        action="store_true",
+        help="read the client secret from stdin (else AZURE_CLIENT_SECRET)",
+    )
+    sub.add_argument(
+        "--certificate",
+        metavar="PEMFILE",
+        help="PEM file with the private key and certificate (env AZURE_CLIENT_CERTIFICATE_PATH; "
+        "password in AZURE_CLIENT_CERTIFICATE_PASSWORD; needs the crypto extra)",
+    )
+    sub.add_argument("--client-secret", dest="client_secret_argv", help=argparse.SUPPRESS)
 
     sub = command("token", "Print only a valid access token from the cache, refreshing it silently if needed.")
     sub.add_argument(
@@ -192,6 +221,61 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("logout", "Remove the cached tokens of an account of this client (or everything).")
     sub.add_argument("--all", action="store_true", help="remove every cached token of every client")
+
+    sub = command(
+        "databricks",
+        "Call an Azure Databricks REST API path with the cached token and print the JSON answer "
+        "(the tenant is found from the workspace unless --tenant is given).",
+    )
+    sub.add_argument("--host", help="workspace host or URL, e.g. adb-123.4.azuredatabricks.net (env DATABRICKS_HOST)")
+    sub.add_argument(
+        "--resource-id",
+        metavar="ID",
+        help="the workspace's ARM resource id, sent as X-Databricks-Azure-Workspace-Resource-Id "
+        "(env DATABRICKS_AZURE_RESOURCE_ID)",
+    )
+    sub.add_argument(
+        "--sp-management-token",
+        action="store_true",
+        help="as a service principal (client credentials): also send X-Databricks-Azure-SP-Management-Token",
+    )
+    sub.add_argument("--data", metavar="JSON|@FILE", help="JSON request body, or @file to read it from")
+    sub.add_argument("--client-secret-stdin", action="store_true", help="service principal: read the secret from stdin")
+    sub.add_argument("--certificate", metavar="PEMFILE", help="service principal: PEM key and certificate")
+    sub.add_argument("--client-secret", dest="client_secret_argv", help=argparse.SUPPRESS)
+    sub.add_argument("method", metavar="METHOD", help="GET, POST, PUT, PATCH, DELETE or HEAD")
+    sub.add_argument("path", metavar="PATH", help="REST path starting with /api/, e.g. /api/2.0/clusters/list")
+
+    sub = command(
+        "bench",
+        "Time token exchanges, each sent once (no retries): DNS/connect/TLS/TTFB/total percentiles, "
+        "throttling (429, Retry-After) and AADSTS errors. Real tenants throttle: keep -n small.",
+    )
+    sub.epilog = (
+        "connect includes name resolution (httpx resolves inside it); dns is socket.getaddrinfo() timed separately "
+        "after each new connection. auth-code-replay redeems one --code repeatedly: it measures refusal latency "
+        "(AADSTS54005 after the first). A run stops, exit 1, on invalid_grant twice in a row (except a replay)."
+    )
+    sub.add_argument(
+        "--grant", required=True, choices=("refresh", "password", "client-credentials", "auth-code-replay")
+    )
+    sub.add_argument("-n", type=int, default=20, metavar="N", help="exchanges to measure (default 20, at most 10000)")
+    sub.add_argument("--concurrency", type=int, default=1, metavar="C", help="threads, one connection each (max 64)")
+    sub.add_argument("--warmup", type=int, default=2, metavar="W", help="exchanges sent first, not counted (default 2)")
+    sub.add_argument(
+        "--max-retry-after", type=float, default=60.0, metavar="S", help="longest pause after a 429 (default 60)"
+    )
+    sub.add_argument("--plot", metavar="FILE.png", help="also draw the latencies (needs matplotlib: the bench extra)")
+    sub.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is not a terminal")
+    sub.add_argument("--username", "-u", default=None, help="password grant: the user")
+    sub.add_argument("--password-stdin", action="store_true", help="password grant: read the password from stdin")
+    sub.add_argument("--password", dest="password_argv", help=argparse.SUPPRESS)
+    sub.add_argument("--refresh-token-stdin", action="store_true", help="refresh: read it from stdin (else cached)")
+    sub.add_argument("--client-secret-stdin", action="store_true", help="client credentials: secret from stdin")
+    sub.add_argument("--certificate", metavar="PEMFILE", help="client credentials: PEM key and certificate")
+    sub.add_argument("--client-secret", dest="client_secret_argv", help=argparse.SUPPRESS)
+    sub.add_argument("--code", help="auth-code-replay: the authorization code (pending request from authorize-url)")
+    sub.add_argument("--state", help="auth-code-replay: the state that came with --code")
 
     command("demo", "Run the whole story against the embedded emulator (offline; needs the crypto extra).")
     commands.add_parser(
@@ -212,7 +296,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _env(name: str) -> Optional[str]:
     value = os.environ.get(name)
+    if value is not None and not _is_text(value):
+        raise UsageError(f"{name} is not valid UTF-8")
     return value.strip() if value and value.strip() else None
+
+
+def _secret_env(name: str) -> Optional[str]:
+    """A secret from the environment, unstripped (spaces may belong to it); blank means unset."""
+    value = os.environ.get(name)
+    if value is not None and not _is_text(value):
+        raise UsageError(f"{name} is not valid UTF-8")
+    return value if value and value.strip() else None
+
+
+def _is_text(value: str) -> bool:
+    """False for strings holding undecodable bytes (lone surrogates from the OS)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _client_id(args: argparse.Namespace) -> str:
@@ -241,6 +344,9 @@ def _make_client(
     client_id: Optional[str] = None,
     tenant: Optional[str] = None,
     authority_host: Optional[str] = None,
+    *,
+    client_secret: Optional[str] = None,
+    client_certificate: Optional[ClientCertificate] = None,
 ) -> EntraClient:
     from .client import EntraClient
 
@@ -252,7 +358,15 @@ def _make_client(
         timeout=args.timeout or 30.0,
         offline_access=not args.no_offline_access,
         cache=_cache(args),
+        client_secret=client_secret,
+        client_certificate=client_certificate,
+        trusted_hosts=_trusted_hosts(args),
     )
+
+
+def _trusted_hosts(args: argparse.Namespace) -> List[str]:
+    from_env = (_env("OAUTH_CORE_TRUSTED_HOSTS") or "").replace(",", " ").split()
+    return [*(args.allow_authority_host or []), *from_env]
 
 
 def _digest(*parts: str) -> str:
@@ -314,7 +428,7 @@ def _print_tokens(tokens: TokenSet, as_json: bool, out: TextIO) -> None:
     if tokens.refresh_token:
         out.write(f"Refresh token:\n\n{tokens.refresh_token}\n\n")
     else:
-        out.write("Refresh token: none (ask for offline_access to get one)\n\n")
+        out.write("Refresh token: none (user grants need offline_access; app-only tokens never have one)\n\n")
     out.write(f"Expires: {_when(tokens.expires_at, now)}\n")
     out.write(f"Scopes:  {' '.join(tokens.scopes)}\n")
 
@@ -369,7 +483,7 @@ def cmd_authorize_url(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     from .authorize import build_authorization_request
     from .protocol import normalize_scopes
 
-    authority = Authority.of(_authority_host(args), _tenant(args))
+    authority = Authority.of(_authority_host(args), _tenant(args)).require_trusted(_trusted_hosts(args))
     scopes = normalize_scopes(normalize_scopes(args.scope), offline_access=not args.no_offline_access)
     pending = build_authorization_request(
         authority,
@@ -493,7 +607,7 @@ def _password(args: argparse.Namespace) -> str:
         )
     if args.password_stdin:
         return _read_stdin_secret("password")
-    from_env = os.environ.get("OAUTH_CORE_PASSWORD")
+    from_env = _secret_env("OAUTH_CORE_PASSWORD")
     if from_env:
         return from_env
     if sys.stdin.isatty():
@@ -510,14 +624,20 @@ def _ropc_notice(err: TextIO) -> None:
         write_private(marker, "1\n")
 
 
-def cmd_password(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if not args.username or not args.username.strip():
+def _username(args: argparse.Namespace) -> str:
+    username = (args.username or "").strip() or _env("AZURE_USERNAME")
+    if not username:
         raise UsageError("--username is required (or AZURE_USERNAME)")
+    return username
+
+
+def cmd_password(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    username = _username(args)
     password = _password(args)
     client = _make_client(args)
     _ropc_notice(err)
     with client:
-        tokens = client.acquire_by_password(args.username.strip(), password)
+        tokens = client.acquire_by_password(username, password)
     _print_tokens(tokens, args.json, out)
     return 0
 
@@ -531,6 +651,54 @@ def cmd_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             else _cached_refresh_token(client, args.account)
         )
         tokens = client.refresh(token)
+    _print_tokens(tokens, args.json, out)
+    return 0
+
+
+def cmd_device_code(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .device import DeviceCode
+
+    def show(code: DeviceCode) -> None:
+        err.write(code.message + "\n")
+        err.flush()
+
+    client = _make_client(args)
+    with client:
+        tokens = client.acquire_by_device_code(on_code=show, timeout=args.timeout)
+    _print_tokens(tokens, args.json, out)
+    return 0
+
+
+def _client_credential(args: argparse.Namespace) -> tuple[Optional[str], Optional[ClientCertificate]]:
+    """The secret (stdin or AZURE_CLIENT_SECRET) or the certificate (--certificate or the env path)."""
+    if args.client_secret_argv is not None:
+        raise UsageError(
+            "never pass a client secret on the command line: use --client-secret-stdin or AZURE_CLIENT_SECRET"
+        )
+    if args.client_secret_stdin and args.certificate:
+        raise UsageError("use --client-secret-stdin or --certificate, not both")
+    if args.client_secret_stdin:
+        return _read_stdin_secret("client secret"), None
+    secret = None if args.certificate else _env("AZURE_CLIENT_SECRET")
+    if secret:
+        return secret, None
+    path = args.certificate or _env("AZURE_CLIENT_CERTIFICATE_PATH")
+    if path:
+        from .assertion import ClientCertificate
+
+        password = _secret_env("AZURE_CLIENT_CERTIFICATE_PASSWORD")
+        return None, ClientCertificate.from_file(path, password.encode("utf-8") if password else None)
+    raise UsageError(
+        "no client credential: use --client-secret-stdin, AZURE_CLIENT_SECRET, --certificate "
+        "or AZURE_CLIENT_CERTIFICATE_PATH"
+    )
+
+
+def cmd_client_credentials(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    secret, certificate = _client_credential(args)
+    client = _make_client(args, client_secret=secret, client_certificate=certificate)
+    with client:
+        tokens = client.acquire_for_client()
     _print_tokens(tokens, args.json, out)
     return 0
 
@@ -551,21 +719,27 @@ def cmd_accounts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     state = _cache(args).snapshot()
     now = time.time()
-    listed = []
+    listed: List[Dict[str, Any]] = []
     for account in accounts(state):
-        tokens = [
-            {"scopes": e.get("scopes"), "expires_at": int(e["expires_at"]), "expires_in": int(e["expires_at"] - now)}
-            for e in entries(state)
-            if e.get("account") == account.get("account") and isinstance(e.get("expires_at"), (int, float))
-        ]
-        listed.append({**account, "access_tokens": tokens})
+        tokens = []
+        for entry in entries(state):
+            expires_at = entry.get("expires_at")
+            if entry.get("account") != account["account"] or isinstance(expires_at, bool):
+                continue
+            if not isinstance(expires_at, (int, float)) or not abs(expires_at) < 1e11:
+                continue  # a hand-edited entry: not listed (and not served)
+            scopes = entry.get("scopes")
+            scopes = [x for x in scopes if isinstance(x, str)] if isinstance(scopes, list) else []
+            tokens.append({"scopes": scopes, "expires_at": int(expires_at), "expires_in": int(expires_at - now)})
+        shown = {k: (v if isinstance(v, str) else None) for k, v in account.items()}
+        listed.append({**shown, "access_tokens": tokens})
     if args.json:
         out.write(json.dumps({"accounts": listed}) + "\n")
     elif not listed:
         out.write("The token cache is empty.\n")
     for account in [] if args.json else listed:
         out.write(f"{account.get('username') or '(unknown user)'}  account {account['account']}\n")
-        out.write(f"  client {account['client_id']} at {account['host']}/{account['tenant']}\n")
+        out.write(f"  client {account.get('client_id')} at {account.get('host')}/{account.get('tenant')}\n")
         for token in account["access_tokens"]:
             left = token["expires_in"]
             status = f"expires in {left // 60} min" if left > 0 else "expired"
@@ -597,25 +771,96 @@ def cmd_logout(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _jwks(args: argparse.Namespace, claims: Dict[str, Any]) -> Dict[str, Any]:
+def _json_data(text: Optional[str]) -> Any:
+    """The --data value: JSON text, or @file holding it."""
+    if text is None:
+        return None
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read the --data file: {type(exc).__name__}") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise UsageError("--data is not valid JSON") from None
+
+
+def cmd_databricks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .auth import APP_ACCOUNT
+    from .databricks import MANAGEMENT_SCOPE, call, describe_error, normalize_host, workspace_tenant
+
+    given = args.host or _env("DATABRICKS_HOST")
+    if not given:
+        raise UsageError("a workspace is required: --host or DATABRICKS_HOST")
+    host = normalize_host(given)
+    body = _json_data(args.data)
+    # A credential given (or refused: a secret on argv) means a service principal, as does --account app.
+    service_principal = bool(
+        args.sp_management_token
+        or args.account == APP_ACCOUNT
+        or args.client_secret_stdin
+        or args.certificate
+        or args.client_secret_argv is not None
+    )
+    secret, certificate = _client_credential(args) if service_principal else (None, None)
+    tenant = _tenant(args) or workspace_tenant(host, timeout=args.timeout or 10.0)
+    client = _make_client(args, tenant=tenant, client_secret=secret, client_certificate=certificate)
+    with client:
+        management = client.acquire_for_client(scopes=MANAGEMENT_SCOPE) if args.sp_management_token else None
+        status, payload = call(
+            client,
+            host,
+            args.method,
+            args.path,
+            json_body=body,
+            resource_id=args.resource_id or _env("DATABRICKS_AZURE_RESOURCE_ID"),
+            management_token=management.access_token if management else None,
+            scopes=client.scopes,
+            account=APP_ACCOUNT if service_principal else args.account,
+            timeout=args.timeout or 30.0,
+        )
+    if status >= 300:  # 4xx (and redirects): the workspace refused, exit 1; 5xx: it failed, exit 3
+        message = describe_error(status, payload)
+        if args.json:
+            err.write(json.dumps({"error": "databricks_error", "error_description": message, "status": status}) + "\n")
+        else:
+            err.write(f"oauth-core: error: {message}\n")
+        return 3 if status >= 500 else 1
+    if isinstance(payload, str):
+        out.write(payload if payload.endswith("\n") else payload + "\n")
+    elif payload is not None:
+        out.write(json.dumps(payload, indent=None if args.json else 2) + "\n")
+    return 0
+
+
+def _jwks_source(args: argparse.Namespace, claims: Dict[str, Any]) -> Callable[[bool], Dict[str, Any]]:
+    """Where decode --verify gets keys: the --jwks file, or the tenant's JWKS (refetched on request)."""
     if args.jwks:
         try:
             data = json.loads(Path(args.jwks).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise UsageError(f"cannot read the JWKS file: {type(exc).__name__}") from None
         if not isinstance(data, dict):
             raise UsageError("the JWKS file is not a JSON object")
-        return data
+        return lambda refresh: data
     from .authority import Authority
     from .client import fetch_jwks
 
     tid = claims.get("tid") if isinstance(claims.get("tid"), str) else None
     authority = Authority.of(_authority_host(args), _tenant(args) or tid or "common")
-    return fetch_jwks(authority, timeout=args.timeout or 30.0)
+    fetched: Dict[str, Dict[str, Any]] = {}
+
+    def source(refresh: bool) -> Dict[str, Any]:
+        if refresh or "keys" not in fetched:
+            fetched["keys"] = fetch_jwks(authority, timeout=args.timeout or 30.0)
+        return fetched["keys"]
+
+    return source
 
 
 def cmd_decode(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .claims import inspect_token, verify_signature
+    from .claims import inspect_token, verify_with_refresh
     from .errors import SignatureVerificationError
 
     token = sys.stdin.read().strip() if args.token == "-" else args.token.strip()
@@ -626,7 +871,7 @@ def cmd_decode(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     key_id = failure = None
     if args.verify or args.jwks:
         try:
-            key_id = verify_signature(token, _jwks(args, dict(info.claims)))
+            key_id = verify_with_refresh(token, _jwks_source(args, dict(info.claims)))
             verified = True
         except SignatureVerificationError as exc:
             verified, failure = False, str(exc)
@@ -667,6 +912,83 @@ def cmd_decode(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+_BENCH_OPTIONS = {
+    "password_stdin": "password",
+    "refresh_token_stdin": "refresh",
+    "client_secret_stdin": "client-credentials",
+    "certificate": "client-credentials",
+    "code": "auth-code-replay",
+    "state": "auth-code-replay",
+}
+
+
+def _bench_setup(args: argparse.Namespace, err: TextIO) -> tuple[EntraClient, Grant]:
+    """The client and the grant to measure; credentials come as each grant's own command takes them."""
+    from . import benchmark
+
+    if args.password_argv is not None or args.client_secret_argv is not None:
+        raise UsageError("never pass a password or client secret on the command line (see bench --help)")
+    for option, grant in _BENCH_OPTIONS.items():
+        if getattr(args, option) and args.grant != grant:
+            raise UsageError(f"--{option.replace('_', '-')} goes with --grant {grant}")
+    if args.grant == "password":
+        username = _username(args)
+        password = _password(args)
+        client = _make_client(args)
+        _ropc_notice(err)
+        return client, benchmark.password_bench_grant(client, username, password)
+    if args.grant == "client-credentials":
+        secret, certificate = _client_credential(args)
+        client = _make_client(args, client_secret=secret, client_certificate=certificate)
+        return client, benchmark.client_credentials_bench_grant(client)
+    if args.grant == "auth-code-replay":
+        if not args.code or not args.code.strip():
+            raise UsageError("--grant auth-code-replay needs the --code (and --state) of an authorize-url sign-in")
+        path, pending = _find_pending(args.state, err)
+        remove_quietly(path)  # the code is about to be presented: the pending request cannot be reused
+        client = _make_client(args, pending.client_id, pending.tenant, pending.authority_host)
+        return client, benchmark.code_replay_grant(pending, args.code.strip())
+    client = _make_client(args)
+    stdin = args.refresh_token_stdin
+    token = _read_stdin_secret("refresh token") if stdin else _cached_refresh_token(client, args.account)
+    return client, benchmark.refresh_bench_grant(client, token)
+
+
+def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import benchmark
+
+    settings = benchmark.BenchSettings(
+        grant=args.grant,
+        n=args.n,
+        warmup=args.warmup,
+        concurrency=args.concurrency,
+        max_retry_after=args.max_retry_after,
+        timeout=args.timeout or 30.0,
+    )
+    if args.plot:
+        benchmark.require_plotting()
+    client, grant = _bench_setup(args, err)
+    progress = benchmark.ProgressBar(err) if args.progress or err.isatty() else None
+    with client:
+        warning = benchmark.throttle_warning(client.authority.token_endpoint, settings)
+        if warning:
+            err.write(warning + "\n")
+        try:
+            result = benchmark.run_benchmark(client, grant, settings, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
+        benchmark.keep_newest_tokens(client, grant, result)
+    out.write(json.dumps(benchmark.result_json(result)) + "\n" if args.json else benchmark.render_text(result))
+    if args.plot:
+        benchmark.plot_result(result, args.plot)
+        err.write(f"plot written to {args.plot}\n")
+    failure = result.failure()
+    if failure is not None:
+        raise failure
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .demo import main as demo_main
 
@@ -692,10 +1014,14 @@ COMMANDS: Dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "exchange": cmd_exchange,
     "password": cmd_password,
     "refresh": cmd_refresh,
+    "device-code": cmd_device_code,
+    "client-credentials": cmd_client_credentials,
     "token": cmd_token,
     "accounts": cmd_accounts,
     "logout": cmd_logout,
+    "databricks": cmd_databricks,
     "decode": cmd_decode,
+    "bench": cmd_bench,
     "demo": cmd_demo,
 }
 
@@ -728,6 +1054,8 @@ def main(
     args_list: List[str] = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args_list
     try:
+        if not all(_is_text(arg) for arg in args_list):
+            raise UsageError("an argument is not valid UTF-8")
         command = next((a for a in args_list if not a.startswith("-")), None)
         if command == "emulator":
             return run_emulator(args_list[args_list.index("emulator") + 1 :], out)
@@ -746,6 +1074,10 @@ def main(
     except KeyboardInterrupt:
         err.write("oauth-core: interrupted\n")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # local files: the network's errors arrive typed from the client
+        where = f" {str(exc.filename)!r}" if exc.filename else ""
+        err.write(f"oauth-core: error: cannot use{where}: {exc.strerror or type(exc).__name__}\n")
+        return 2
     except Exception as exc:
         log.debug("internal error", exc_info=True)
         err.write(

@@ -12,19 +12,23 @@ import platform
 import threading
 import time
 import webbrowser
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import httpx
 
 from . import __version__
 from .authority import Authority
 from .authorize import PendingAuthorization
-from .base import ClientBase, Flow, Scopes, T, advance, start
+from .base import ClientBase, Scopes, StepFlow, T, advance, start
 from .cache import TokenCache
+from .device import DeviceCode, Wait, print_message
 from .errors import OAuthCoreError, ResponseFormatError, TransientError, TransportError
 from .pkce import new_state
 from .protocol import HttpRequest, HttpResponse, TokenSet, jwks_request, normalize_scopes, parse_jwks_response
 from .retry import NetworkFailure, RetryableResponse, RetryPolicy, is_retryable_response, sync_retrying
+
+if TYPE_CHECKING:
+    from .assertion import ClientCertificate
 
 __all__ = ["EntraClient", "fetch_jwks", "send_once", "send_with_retry"]
 
@@ -122,7 +126,7 @@ def send_once(http: httpx.Client, request: HttpRequest) -> HttpResponse:
 
 def _read_limited(response: httpx.Response) -> List[bytes]:
     length = response.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_RESPONSE_BYTES:
+    if length is not None and length.isascii() and length.isdigit() and int(length) > MAX_RESPONSE_BYTES:
         raise response_too_large()
     chunks: List[bytes] = []
     size = 0
@@ -181,12 +185,15 @@ class EntraClient(ClientBase):
             (``public``, ``usgov``, ``china``) or any https URL (http only for loopback).
         scopes: default scopes (the Azure Databricks scope when None).
         client_secret: for confidential applications only.
+        client_certificate: a :class:`ClientCertificate` for confidential applications (instead of a
+            secret): each token request carries a freshly signed client assertion.
         http_client: an ``httpx.Client`` to use instead of the client's own.
         retry: the :class:`RetryPolicy` for transient failures.
         timeout: seconds for each request (connect, read, write, pool).
         offline_access: add ``offline_access openid profile`` to user grants (refresh and id tokens).
         cache: where tokens are kept (:class:`MemoryTokenCache` by default, or a :class:`FileTokenCache`).
         clock: epoch seconds now (injectable for tests).
+        trusted_hosts: authority hosts to accept besides Entra's own and loopback ones.
 
     Raises:
         ConfigError / InsecureAuthorityError: an invalid tenant, host or client id.
@@ -200,12 +207,14 @@ class EntraClient(ClientBase):
         authority_host: Optional[str] = None,
         scopes: Scopes = None,
         client_secret: Optional[str] = None,
+        client_certificate: Optional[ClientCertificate] = None,
         http_client: Optional[httpx.Client] = None,
         retry: Optional[RetryPolicy] = None,
         timeout: float = 30.0,
         offline_access: bool = True,
         cache: Optional[TokenCache] = None,
         clock: Callable[[], float] = time.time,
+        trusted_hosts: Iterable[str] = (),
     ) -> None:
         super().__init__(
             client_id,
@@ -213,11 +222,13 @@ class EntraClient(ClientBase):
             authority_host=authority_host,
             scopes=scopes,
             client_secret=client_secret,
+            client_certificate=client_certificate,
             retry=retry,
             timeout=timeout,
             offline_access=offline_access,
             cache=cache,
             clock=clock,
+            trusted_hosts=trusted_hosts,
         )
         self._owns_http = http_client is None
         self._http = http_client or new_http_client(timeout)
@@ -291,6 +302,40 @@ class EntraClient(ClientBase):
         """Redeem a refresh token; the rotated one Entra returns is cached before this returns."""
         return self._drive(self._refresh_flow(refresh_token, scopes))
 
+    def acquire_by_device_code(
+        self,
+        *,
+        scopes: Scopes = None,
+        on_code: Callable[[DeviceCode], None] = print_message,
+        timeout: Optional[float] = None,
+    ) -> TokenSet:
+        """The device code flow (RFC 8628): show a code, wait while someone signs in elsewhere.
+
+        Args:
+            on_code: called once with the :class:`DeviceCode`; prints its message to stderr by default.
+            timeout: seconds to wait at most (the device code's own expiry, 15 minutes, otherwise).
+
+        Raises:
+            InteractionTimeout: nobody finished signing in before the timeout or the code's expiry.
+            AuthorizationDeclined / ExpiredToken / BadVerificationCode: the sign-in ended otherwise.
+            (and everything :meth:`acquire_by_password` raises; KeyboardInterrupt stops the wait)
+        """
+        return self._drive(self._device_code_flow(scopes, on_code, timeout))
+
+    def acquire_for_client(self, *, scopes: Scopes = None) -> TokenSet:
+        """The client credentials grant: an app-only token for a service principal (cached as ``app``).
+
+        Args:
+            scopes: exactly one ``<resource>/.default`` scope (the Azure Databricks one by default).
+
+        Raises:
+            ConfigError: no secret or certificate, a scope that is not ``/.default``, or a tenant
+                alias (organizations/common/consumers): nothing is sent.
+            InvalidClient: Entra refused the secret or assertion.
+            (and TransientError / ResponseFormatError)
+        """
+        return self._drive(self._client_credentials_flow(scopes))
+
     def get_token(
         self, *, scopes: Scopes = None, min_validity: float = 300.0, account: Optional[str] = None
     ) -> TokenSet:
@@ -315,17 +360,30 @@ class EntraClient(ClientBase):
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _drive(self, flow: Flow[T]) -> T:
-        request, result = start(flow)
-        while request is not None:
-            try:
-                response, lost, attempts, waits = send_with_retry(self._http, request, self.retry)
-            except OAuthCoreError as exc:
-                step, result = advance(flow, request, exc)
-            else:
-                step, result = advance(flow, request, response, lost, attempts, waits)
-            request = step
+    def _drive(self, flow: StepFlow[T]) -> T:
+        step, result = start(flow)
+        try:
+            while step is not None:
+                if isinstance(step, Wait):
+                    self._pause(step.seconds)
+                    step, result = advance(flow, step, None)
+                    continue
+                try:
+                    response, lost, attempts, waits = send_with_retry(self._http, step, self.retry)
+                except OAuthCoreError as exc:
+                    step, result = advance(flow, step, exc)
+                else:
+                    step, result = advance(flow, step, response, lost, attempts, waits)
+        finally:
+            flow.close()  # an interrupted flow lets go of what it holds (a cache transaction) now
         return result  # type: ignore[return-value]
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep for a Wait step in slices of at most 1 s, so Ctrl-C takes effect at once."""
+        while seconds > 0:
+            piece = min(1.0, seconds)
+            self.retry.sleep(piece)
+            seconds -= piece
 
     def close(self) -> None:
         """Close the HTTP client if this object created it."""

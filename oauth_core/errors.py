@@ -11,6 +11,7 @@
     │   └── NonceMismatch               id_token nonce differs from the pending request
     ├── TokenDecodeError                a JWT that is not a JWT (exit 2)
     │   └── SignatureVerificationError  a JWT whose signature or issuer/audience failed (exit 4)
+    │       └── UnknownSigningKey       its kid is not in the key set
     ├── InteractionTimeout              nobody finished the interactive sign-in in time (exit 3)
     ├── TransportError                  the service could not be reached or kept failing (exit 3)
     │   └── TransientError              retryable failures, retries spent (attempts, waits on it)
@@ -64,6 +65,7 @@ __all__ = [
     "TransientError",
     "TransportError",
     "UnauthorizedClient",
+    "UnknownSigningKey",
     "oauth_error_from_body",
 ]
 
@@ -117,6 +119,10 @@ class SignatureVerificationError(TokenDecodeError):
     """The JWT's signature, algorithm, key id, issuer or audience did not check out."""
 
     exit_code = 4
+
+
+class UnknownSigningKey(SignatureVerificationError):
+    """The JWT names a key (``kid``) the key set does not hold."""
 
 
 class InteractionTimeout(OAuthCoreError):

@@ -13,7 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["read_private", "remove_quietly", "state_dir", "write_private"]
+from .errors import ConfigError
+
+__all__ = ["read_private", "remove_quietly", "state_dir", "unusable", "write_private"]
 
 
 def state_dir(override: Optional[str] = None) -> Path:
@@ -22,7 +24,7 @@ def state_dir(override: Optional[str] = None) -> Path:
     ``OAUTH_CORE_HOME`` wins; else ``$XDG_STATE_HOME/oauth-core`` or ``~/.local/state/oauth-core``
     (``%LOCALAPPDATA%\\oauth-core`` on Windows).
     """
-    chosen = override or os.environ.get("OAUTH_CORE_HOME")
+    chosen = (override or os.environ.get("OAUTH_CORE_HOME") or "").strip()  # blank means unset
     if chosen:
         return Path(chosen).expanduser()
     if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
@@ -37,8 +39,26 @@ def _ensure_dir(path: Path) -> None:
             directory.mkdir(mode=0o700, exist_ok=True)
 
 
+def unusable(path: Path, exc: BaseException) -> ConfigError:
+    """The error for a state file or directory that cannot be used (a file where a directory
+    should be, no permission, a NUL byte in the path ...)."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a usable path"
+    return ConfigError(f"cannot use {str(path)!r}: {reason} (check OAUTH_CORE_HOME)")
+
+
 def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically with mode 0600 (directories created 0700)."""
+    """Write ``text`` to ``path`` atomically with mode 0600 (directories created 0700).
+
+    Raises:
+        ConfigError: the path cannot be written.
+    """
+    try:
+        _write_private(path, text)
+    except (OSError, ValueError) as exc:
+        raise unusable(path, exc) from None
+
+
+def _write_private(path: Path, text: str) -> None:
     _ensure_dir(path.parent)
     # mkstemp creates the file with mode 0600 before anything is written to it.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
@@ -60,11 +80,17 @@ def write_private(path: Path, text: str) -> None:
 
 
 def read_private(path: Path) -> Optional[str]:
-    """The file's text, or None when it does not exist."""
+    """The file's text, or None when it does not exist.
+
+    Raises:
+        ConfigError: the path exists but cannot be read (or is not valid UTF-8).
+    """
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:  # NotADirectoryError, PermissionError, NUL bytes, bad UTF-8
+        raise unusable(path, exc) from None
 
 
 def remove_quietly(path: Path) -> None:

@@ -115,7 +115,11 @@ class LoopbackListener:
         listen_address: str = "127.0.0.1",
         allow_non_loopback: bool = False,
     ) -> None:
-        parts = urlsplit(redirect_uri)
+        try:
+            parts = urlsplit(redirect_uri)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            raise ConfigError("the redirect URI is not a valid URL (check its host and port)") from None
         if parts.scheme != "http" or not parts.hostname or not is_loopback_host(parts.hostname):
             raise ConfigError("interactive sign-in needs an http://localhost redirect URI")
         if parts.query or parts.fragment:

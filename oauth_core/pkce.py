@@ -54,4 +54,5 @@ def code_challenge(verifier: str) -> str:
 
 def values_match(expected: str, received: str) -> bool:
     """Constant-time equality of two protocol values (state, nonce)."""
-    return hmac.compare_digest(expected.encode("utf-8"), received.encode("utf-8"))
+    # surrogatepass: a value holding undecodable bytes still compares (unequal), never raises
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), received.encode("utf-8", "surrogatepass"))

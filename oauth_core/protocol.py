@@ -20,6 +20,7 @@ from .claims import unverified_claims
 from .errors import ConfigError, ResponseFormatError, TokenDecodeError, oauth_error_from_body
 
 __all__ = [
+    "CLIENT_ASSERTION_TYPE",
     "DATABRICKS_SCOPE",
     "OIDC_SCOPES",
     "HttpRequest",
@@ -32,6 +33,7 @@ __all__ = [
     "encode_form",
     "jwks_request",
     "normalize_scopes",
+    "number_of_seconds",
     "parse_json_object",
     "parse_jwks_response",
     "parse_token_response",
@@ -48,6 +50,8 @@ SECRET_FIELDS = frozenset(
     {"password", "client_secret", "refresh_token", "code", "code_verifier", "client_assertion", "device_code"}
 )
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 §3.3 scope-token characters
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 Pairs = Tuple[Tuple[str, str], ...]
 
@@ -197,6 +201,10 @@ def _require_values(pairs: Pairs) -> None:
     for name, value in pairs:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{name} must be a non-empty string")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{name} is not valid text (it holds undecodable bytes)") from None
 
 
 def build_token_request(
@@ -207,18 +215,24 @@ def build_token_request(
     scopes: Sequence[str],
     client_secret: Optional[str] = None,
     headers: Pairs = (),
+    client_assertion: Optional[str] = None,
 ) -> HttpRequest:
     """The one builder of token-endpoint POSTs (every grant).
 
     Form order: ``client_id``, the grant's fields, ``scope``, ``client_info=1`` (so the response
-    names the account), then ``client_secret`` for confidential clients.
+    names the account), then the credential of a confidential client: ``client_secret``, or
+    ``client_assertion_type`` + ``client_assertion`` (a signed JWT, RFC 7523 §2.2).
 
     Raises:
-        ConfigError: an empty client id, grant value or secret.
+        ConfigError: an empty client id, grant value, secret or assertion, or both credentials.
     """
     form: Pairs = (("client_id", client_id), *grant, ("scope", " ".join(scopes)), ("client_info", "1"))
+    if client_secret is not None and client_assertion is not None:
+        raise ConfigError("pass a client secret or a client assertion, not both")
     if client_secret is not None:
         form += (("client_secret", client_secret),)
+    if client_assertion is not None:
+        form += (("client_assertion_type", CLIENT_ASSERTION_TYPE), ("client_assertion", client_assertion))
     _require_values(form)
     grant_type = dict(grant).get("grant_type")
     return HttpRequest(
@@ -275,15 +289,30 @@ def parse_json_object(response: HttpResponse) -> Dict[str, Any]:
     return value
 
 
+def number_of_seconds(value: Any) -> Optional[float]:
+    """A JSON number of seconds in [0, 10**9), or a v1-style numeric string; None for anything else.
+
+    Strings are bounded before conversion, so a 5,000-digit "number" costs nothing; NaN and
+    infinities fail the range check.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not (0 < len(text) <= 10 and text.isascii() and text.isdigit()):
+            return None
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10**9:
+        return None
+    return float(value)
+
+
 def _seconds(body: Mapping[str, Any], name: str, response: HttpResponse) -> Optional[float]:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().isdigit():  # v1-style numeric strings
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10**9:
+    seconds = number_of_seconds(value)
+    if seconds is None:
         raise ResponseFormatError(f"token response field {name!r} is not a number of seconds", status=response.status)
-    return float(value)
+    return seconds
 
 
 def _string(body: Mapping[str, Any], name: str, response: HttpResponse, *, required: bool) -> Optional[str]:

@@ -9,8 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from fixturelib import CLIENT_ID, NONCE, STATE, TENANT_ID, load_redirects, load_response, mint_jwt, token_response_body
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from oauth_core.authority import Authority
 from oauth_core.authorize import (

@@ -6,8 +6,7 @@ import json
 from typing import Any, Dict, List, Type
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from oauth_core import errors
 from oauth_core.errors import (

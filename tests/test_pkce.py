@@ -9,8 +9,7 @@ import string
 from typing import Callable
 
 import pytest
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from oauth_core.errors import ConfigError
 from oauth_core.pkce import code_challenge, new_code_verifier, new_nonce, new_state, values_match

@@ -10,8 +10,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 from fixturelib import jwks, load_response, mint_jwt, response_names, token_response_body
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from oauth_core.authority import Authority
 from oauth_core.errors import (

@@ -20,9 +20,19 @@ from .faults import FaultSpec, parse_fault_spec
 __all__ = ["add_arguments", "run"]
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is 0 to 65535 (0: any free port)")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's options to ``parser``."""
-    parser.add_argument("--port", type=int, default=0, help="TCP port (default 0: any free port)")
+    parser.add_argument("--port", type=_port, default=0, help="TCP port (default 0: any free port)")
     parser.add_argument("--listen", default="127.0.0.1", help="loopback address: 127.0.0.1 (default) or ::1")
     parser.add_argument("--tls", action="store_true", help="serve https with a throwaway CA")
     parser.add_argument("--ca-dir", metavar="DIR", help="where to write ca.pem with --tls (default: a temp dir)")

@@ -177,7 +177,7 @@ def _number(text: str, what: str, spec: str) -> float:
 
 
 def _whole(text: str, what: str, spec: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ConfigError(f"fault {spec!r}: {what} must be a whole number, not {text!r}")
     return int(text)
 

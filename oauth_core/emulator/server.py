@@ -163,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.headers.get("Content-Length")
         if raw is None:
             return None
-        if not raw.strip().isdigit():
+        if not (raw.strip().isascii() and raw.strip().isdigit()):
             return "bad Content-Length"
         return "body too large" if int(raw) > MAX_BODY else None
 

@@ -15,8 +15,7 @@ from .config import Client, EmulatorConfig, User
 from .keys import SigningKey, signing_keys
 from .scopes import ScopeGrant
 from .store import RefreshRecord, Store
-from .tokens import Issue, access_token, id_token, opaque
-from .tokens import client_info as encode_client_info
+from .tokens import Issue, access_token, client_info as encode_client_info, id_token, opaque
 from .wire import Ctx, Request, Response, correlation_id_for, json_response, new_trace_id
 
 __all__ = ["TENANT_ALIASES", "Service", "UserGrant"]

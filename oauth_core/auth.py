@@ -1,0 +1,355 @@
+"""``EntraAuth``: an ``httpx.Auth`` that sends Entra ID access tokens (RFC 6750 §2.1 Bearer).
+
+Every request gets ``Authorization: Bearer <token>`` from the client's cache; the cache refreshes
+the token ahead of its expiry. A 401 answer is retried once with a refreshed token. A 401 that
+carries a claims challenge (Continuous Access Evaluation: ``WWW-Authenticate: Bearer
+error="insufficient_claims", claims="<base64 JSON>"``) cannot be met silently, so it raises
+:class:`~oauth_core.errors.InteractionRequired` with the decoded claims instead.
+
+One generator (:meth:`EntraAuth._flow`) holds that logic and yields two kinds of step: a request
+to send, or a :class:`_TokenWanted`. ``sync_auth_flow`` and ``async_auth_flow`` are the two small
+loops that answer them, as httpx's own ``Auth`` classes are written (encode/httpx:httpx/_auth.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, AsyncGenerator, Dict, Generator, Iterable, Optional, Union
+
+import httpx
+
+from .base import Scopes
+from .client import EntraClient
+from .errors import ConfigError, InteractionRequired, ResponseFormatError
+from .protocol import normalize_scopes
+
+if TYPE_CHECKING:
+    from .aio import AsyncEntraClient
+
+__all__ = [
+    "APP_ACCOUNT",
+    "SP_MANAGEMENT_TOKEN_HEADER",
+    "WORKSPACE_RESOURCE_ID_HEADER",
+    "EntraAuth",
+    "bearer_challenge",
+    "build_workspace_resource_id",
+    "check_workspace_resource_id",
+]
+
+WORKSPACE_RESOURCE_ID_HEADER = "X-Databricks-Azure-Workspace-Resource-Id"
+SP_MANAGEMENT_TOKEN_HEADER = "X-Databricks-Azure-SP-Management-Token"
+# A min_validity no cached token can meet: get_token must refresh.
+FORCE_REFRESH = math.inf
+# The cache's account for app-only (client credentials) tokens; see oauth_core.cache.account_of.
+APP_ACCOUNT = "app"
+
+_GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_RESOURCE_GROUP = r"[A-Za-z0-9_.()-]{0,89}[A-Za-z0-9_()-]"  # 1-90 characters, not ending in a period
+_WORKSPACE = r"[A-Za-z0-9_-]{1,64}"
+_WORKSPACE_ID = re.compile(
+    rf"/subscriptions/{_GUID}/resourcegroups/{_RESOURCE_GROUP}/providers/microsoft\.databricks/workspaces/{_WORKSPACE}",
+    re.IGNORECASE,
+)
+# RFC 7235 §2.1: challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ]
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_AUTH_PARAM = re.compile(rf'[\s,]*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)')
+_AUTH_SCHEME = re.compile(rf"[\s,]*({_TOKEN})")
+
+
+def check_workspace_resource_id(resource_id: str) -> str:
+    """Check the shape of an Azure Databricks workspace's ARM resource id.
+
+    Args:
+        resource_id: ``/subscriptions/<guid>/resourcegroups/<name>/providers/microsoft.databricks/workspaces/<name>``
+            (any letter case, as the Azure portal shows it).
+
+    Returns:
+        The id, stripped of surrounding blanks and one trailing slash.
+
+    Raises:
+        ConfigError: it is not a workspace resource id.
+    """
+    text = resource_id.strip()
+    text = text[:-1] if text.endswith("/") else text
+    if not _WORKSPACE_ID.fullmatch(text):
+        raise ConfigError(
+            "the workspace resource id must look like /subscriptions/<subscription id>/resourcegroups/<group>"
+            "/providers/microsoft.databricks/workspaces/<workspace>"
+        )
+    return text
+
+
+def build_workspace_resource_id(subscription_id: str, resource_group: str, workspace_name: str) -> str:
+    """The workspace's ARM resource id from its three names, in the form Azure Databricks documents.
+
+    Raises:
+        ConfigError: a name is empty or has characters Azure does not allow.
+    """
+    return check_workspace_resource_id(
+        f"/subscriptions/{subscription_id.strip()}/resourcegroups/{resource_group.strip()}"
+        f"/providers/microsoft.databricks/workspaces/{workspace_name.strip()}"
+    )
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def bearer_challenge(values: Iterable[str]) -> Optional[Dict[str, str]]:
+    """The parameters of the first ``Bearer`` challenge in ``WWW-Authenticate`` header values.
+
+    Args:
+        values: every ``WWW-Authenticate`` value of the response (one may hold several challenges).
+
+    Returns:
+        Parameter names (lower case) to unquoted values, or None when no Bearer challenge is there.
+    """
+    challenges: list[tuple[str, Dict[str, str]]] = []
+    for value in values:
+        position = 0
+        while position < len(value):
+            param = _AUTH_PARAM.match(value, position)
+            if param is not None and challenges:
+                challenges[-1][1].setdefault(param.group(1).lower(), _unquote(param.group(2)))
+                position = param.end()
+                continue
+            scheme = _AUTH_SCHEME.match(value, position)
+            if scheme is None:
+                break  # trailing blanks or commas, or text that is not RFC 7235: stop here
+            challenges.append((scheme.group(1).lower(), {}))
+            position = scheme.end()
+    return next((params for scheme, params in challenges if scheme == "bearer"), None)
+
+
+def _decode_claims(encoded: str) -> str:
+    """The JSON text of a claims challenge's base64 (or base64url) ``claims`` value."""
+    text = encoded.strip().replace("+", "-").replace("/", "_").rstrip("=")
+    try:
+        claims = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+        parsed = json.loads(claims)
+    except (binascii.Error, ValueError, RecursionError):  # RecursionError: hostile nesting
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise ResponseFormatError("the API's claims challenge is not base64-encoded JSON", status=401)
+    return claims
+
+
+def _claims_challenge(challenge: Dict[str, str]) -> InteractionRequired:
+    encoded = challenge.get("claims")
+    return InteractionRequired(
+        challenge.get("error") or "insufficient_claims",
+        "The API asked for a token with more claims (a Continuous Access Evaluation claims challenge): "
+        "sign in again, passing these claims.",
+        claims=_decode_claims(encoded) if encoded else None,
+        status=401,
+    )
+
+
+@dataclass(frozen=True)
+class _TokenWanted:
+    """A step of the flow: an access token with at least ``min_validity`` seconds left."""
+
+    min_validity: float
+
+
+_Step = Union[httpx.Request, _TokenWanted]
+_Reply = Union[httpx.Response, str]
+_Flow = Generator[_Step, _Reply, None]
+
+
+class EntraAuth(httpx.Auth):
+    """Authenticate httpx requests with Entra ID access tokens from an :class:`EntraClient`'s cache.
+
+    Use it as ``httpx.Client(auth=EntraAuth(client))``, or with ``httpx.AsyncClient``. With an
+    :class:`~oauth_core.aio.AsyncEntraClient` only ``httpx.AsyncClient`` works; an
+    :class:`EntraClient` works with both, though under ``AsyncClient`` a refresh blocks the event
+    loop while it runs (cache hits do not).
+
+    Each request gets ``Authorization: Bearer <token>`` (a token with at least ``min_validity``
+    seconds left, refreshed silently when needed). A 401 answer is retried once after a refresh;
+    a second 401 is returned as it is. Requests that already carry an ``Authorization`` header are
+    sent unchanged. Request bodies are read into memory so that the retry can send them again.
+
+    Args:
+        client: where tokens come from (someone must have signed in with it, or into its cache).
+        scopes: the token's scopes; the client's default scopes (Azure Databricks) when None.
+        min_validity: seconds a token must still be valid to be sent.
+        account: which cached account, when the cache holds several. :data:`APP_ACCOUNT` (``"app"``)
+            means a service principal's app-only token: acquired with the client's secret or
+            certificate (``acquire_for_client``) whenever the cache has no valid one.
+        workspace_resource_id: an Azure Databricks workspace's ARM resource id, sent as
+            ``X-Databricks-Azure-Workspace-Resource-Id`` (Azure Databricks wants it from users
+            who are not yet workspace users, and from service principals).
+        subscription_id, resource_group, workspace_name: build that id instead (all three).
+
+    Raises:
+        ConfigError: a client of another type, a bad ``min_validity``, a malformed resource id,
+            or both a resource id and names (or only some of the names).
+    """
+
+    requires_request_body = True  # the retry after a 401 must send the body again
+
+    def __init__(
+        self,
+        client: Union[EntraClient, AsyncEntraClient],
+        *,
+        scopes: Scopes = None,
+        min_validity: float = 300.0,
+        account: Optional[str] = None,
+        workspace_resource_id: Optional[str] = None,
+        subscription_id: Optional[str] = None,
+        resource_group: Optional[str] = None,
+        workspace_name: Optional[str] = None,
+    ) -> None:
+        if not isinstance(client, EntraClient) and not _is_async_client(client):
+            raise ConfigError("EntraAuth needs an EntraClient or an AsyncEntraClient")
+        if not (0 <= min_validity < 86400):
+            raise ConfigError("min_validity must be between 0 and 86400 seconds")
+        self._client = client
+        self.scopes = normalize_scopes(scopes) if scopes is not None else None
+        self.min_validity = float(min_validity)
+        self.account = account
+        self.workspace_resource_id = _resource_id(
+            workspace_resource_id, subscription_id, resource_group, workspace_name
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"EntraAuth(client={self._client!r}, scopes={self.scopes!r}, "
+            f"workspace_resource_id={self.workspace_resource_id!r})"
+        )
+
+    # -- the shared flow ---------------------------------------------------------------------
+
+    def _flow(self, request: httpx.Request) -> _Flow:
+        """Authenticate ``request``, send it, and answer a 401 with one refresh and one retry."""
+        if "authorization" in request.headers:  # the caller chose its own credentials
+            yield request
+            return
+        if self.workspace_resource_id is not None and WORKSPACE_RESOURCE_ID_HEADER not in request.headers:
+            request.headers[WORKSPACE_RESOURCE_ID_HEADER] = self.workspace_resource_id
+        token = yield from self._token(self.min_validity)
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield from self._send(request)
+        if response.status_code != 401:
+            return
+        challenge = bearer_challenge(response.headers.get_list("www-authenticate"))
+        if challenge is not None and ("claims" in challenge or challenge.get("error") == "insufficient_claims"):
+            raise _claims_challenge(challenge)
+        fresh = yield from self._token(self.min_validity)
+        if fresh == token:  # nobody has refreshed it since: force a refresh
+            fresh = yield from self._token(FORCE_REFRESH)
+        request.headers["Authorization"] = f"Bearer {fresh}"
+        yield request  # a second 401 goes back to the caller as it is
+
+    @staticmethod
+    def _token(min_validity: float) -> Generator[_Step, _Reply, str]:
+        reply = yield _TokenWanted(min_validity)
+        assert isinstance(reply, str)
+        return reply
+
+    @staticmethod
+    def _send(request: httpx.Request) -> Generator[_Step, _Reply, httpx.Response]:
+        reply = yield request
+        assert isinstance(reply, httpx.Response)
+        return reply
+
+    # -- the two drivers ---------------------------------------------------------------------
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """The flow for ``httpx.Client``: tokens from :meth:`EntraClient.get_token`.
+
+        Raises:
+            ConfigError: the client is an AsyncEntraClient.
+            InteractionRequired: nothing cached can be refreshed, or the API sent a claims challenge.
+            TransientError / ResponseFormatError: the refresh failed.
+        """
+        client = self._client
+        if not isinstance(client, EntraClient):
+            raise ConfigError("this EntraAuth holds an AsyncEntraClient: use it with httpx.AsyncClient")
+        request.read()
+        flow = self._flow(request)
+        step = next(flow)
+        while True:
+            if isinstance(step, _TokenWanted):
+                reply: _Reply = self._sync_token(client, step.min_validity)
+            else:
+                reply = yield step
+            try:
+                step = flow.send(reply)
+            except StopIteration:
+                return
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """The flow for ``httpx.AsyncClient``: tokens from the client's ``get_token``.
+
+        Raises:
+            InteractionRequired: nothing cached can be refreshed, or the API sent a claims challenge.
+            TransientError / ResponseFormatError: the refresh failed.
+        """
+        await request.aread()
+        flow = self._flow(request)
+        step = next(flow)
+        while True:
+            if isinstance(step, _TokenWanted):
+                reply: _Reply = await self._async_token(step.min_validity)
+            else:
+                reply = yield step
+            try:
+                step = flow.send(reply)
+            except StopIteration:
+                return
+
+    def _sync_token(self, client: EntraClient, min_validity: float) -> str:
+        try:
+            return client.get_token(scopes=self.scopes, min_validity=min_validity, account=self.account).access_token
+        except InteractionRequired:
+            if self.account != APP_ACCOUNT:
+                raise
+        return client.acquire_for_client(scopes=self.scopes).access_token  # app-only tokens have no refresh token
+
+    async def _async_token(self, min_validity: float) -> str:
+        client = self._client
+        if isinstance(client, EntraClient):
+            return self._sync_token(client, min_validity)
+        try:
+            tokens = await client.get_token(scopes=self.scopes, min_validity=min_validity, account=self.account)
+        except InteractionRequired:
+            if self.account != APP_ACCOUNT:
+                raise
+            tokens = await client.acquire_for_client(scopes=self.scopes)
+        return tokens.access_token
+
+
+def _is_async_client(client: object) -> bool:
+    try:
+        from .aio import AsyncEntraClient
+    except ImportError:  # pragma: no cover - an install without the async client
+        return False
+    return isinstance(client, AsyncEntraClient)
+
+
+def _resource_id(
+    resource_id: Optional[str],
+    subscription_id: Optional[str],
+    resource_group: Optional[str],
+    workspace_name: Optional[str],
+) -> Optional[str]:
+    names = (subscription_id, resource_group, workspace_name)
+    given = [name is not None for name in names]
+    if resource_id is not None:
+        if any(given):
+            raise ConfigError("pass either workspace_resource_id or the subscription, group and workspace names")
+        return check_workspace_resource_id(resource_id)
+    if not any(given):
+        return None
+    if not all(given):
+        raise ConfigError("subscription_id, resource_group and workspace_name go together: pass all three")
+    return build_workspace_resource_id(*(str(name) for name in names))

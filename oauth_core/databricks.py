@@ -1,0 +1,253 @@
+"""Azure Databricks over Entra ID: the workspace's tenant, and REST calls with the cached token.
+
+The tenant comes from the workspace itself: ``GET https://<workspace>/aad/auth`` redirects to
+``https://login.microsoftonline.com/<tenant id>/oauth2/authorize?...`` (databricks-sdk does the
+same). REST calls send ``Authorization: Bearer`` through :class:`~oauth_core.auth.EntraAuth`,
+plus, when given, ``X-Databricks-Azure-Workspace-Resource-Id`` and, for service principals,
+``X-Databricks-Azure-SP-Management-Token`` (a token for Azure Resource Manager).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, List, Optional, Tuple
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from .auth import SP_MANAGEMENT_TOKEN_HEADER, EntraAuth
+from .authority import is_loopback_host
+from .base import Scopes
+from .client import USER_AGENT, EntraClient
+from .errors import ConfigError, InsecureAuthorityError, ResponseFormatError, TransportError
+from .protocol import DATABRICKS_SCOPE
+
+__all__ = [
+    "MANAGEMENT_SCOPE",
+    "MAX_RESPONSE_BYTES",
+    "call",
+    "describe_error",
+    "normalize_host",
+    "workspace_tenant",
+]
+
+# Azure Resource Manager's resource id ends in a slash, so its v2 scope has two: Entra would
+# otherwise issue a token whose audience lacks the slash, which Azure Databricks refuses.
+MANAGEMENT_SCOPE = "https://management.core.windows.net//.default"
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_TENANT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_WORKSPACE_QUERY = re.compile(r"^(?:o=\d+)?$")  # the ?o=<workspace id> of URLs copied from a browser
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_NO_AUTH = httpx.Auth()  # discovery sends no credentials, not even ones from .netrc
+
+
+def normalize_host(host: str) -> str:
+    """The workspace's origin, ``https://adb-<id>.<n>.azuredatabricks.net``.
+
+    Args:
+        host: a host name or URL, with or without ``https://``, a trailing slash or ``?o=<id>``.
+
+    Returns:
+        ``scheme://host[:port]``.
+
+    Raises:
+        ConfigError: not a host or workspace URL (a path, credentials or a query in it).
+        InsecureAuthorityError: plain http to a host that is not a loopback address.
+    """
+    text = host.strip()
+    if not text:
+        raise ConfigError("the workspace host is empty")
+    if "://" not in text:
+        text = "https://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ConfigError("the workspace host is not a valid URL") from None
+    hostname = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not (_HOSTNAME.fullmatch(hostname) or ":" in hostname):
+        raise ConfigError("the workspace host must be a host name or an https URL")
+    if parts.username is not None or parts.path not in ("", "/") or parts.fragment:
+        raise ConfigError("the workspace host must be scheme://host[:port] only, with no path or credentials")
+    if not _WORKSPACE_QUERY.fullmatch(parts.query):
+        raise ConfigError("the workspace host must not carry a query string")
+    if parts.scheme == "http" and not is_loopback_host(hostname):
+        raise InsecureAuthorityError(
+            f"refusing plain http to {hostname}: tokens go only over https, or http to a loopback address"
+        )
+    netloc = f"[{hostname}]" if ":" in hostname else hostname.lower()
+    if port is not None and port != {"https": 443, "http": 80}[parts.scheme]:
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc}"
+
+
+def workspace_tenant(host: str, *, http_client: Optional[httpx.Client] = None, timeout: float = 10.0) -> str:
+    """The Entra tenant id of a workspace, from where its ``/aad/auth`` redirects.
+
+    Args:
+        host: the workspace host or URL (see :func:`normalize_host`).
+        http_client: an ``httpx.Client`` to send with (its redirects are not followed).
+        timeout: seconds for the request, when this function makes its own client.
+
+    Returns:
+        The tenant GUID, in lower case.
+
+    Raises:
+        ConfigError / InsecureAuthorityError: a bad host.
+        TransportError: the workspace could not be reached, or failed (5xx).
+        ResponseFormatError: it did not redirect to an Entra authorize URL with a tenant id.
+    """
+    url = normalize_host(host) + "/aad/auth"
+    http = http_client or httpx.Client(timeout=timeout, headers={"user-agent": USER_AGENT})
+    try:
+        response = http.get(url, follow_redirects=False, auth=_NO_AUTH)
+    except httpx.HTTPError as exc:
+        raise TransportError(f"cannot reach the workspace for its tenant: {type(exc).__name__}") from None
+    finally:
+        if http_client is None:
+            http.close()
+    if response.status_code >= 500:
+        raise TransportError(f"the workspace failed: HTTP {response.status_code} from /aad/auth")
+    location: Optional[str] = response.headers.get("location")
+    if response.status_code not in _REDIRECTS or not location:
+        raise ResponseFormatError(
+            "the workspace's /aad/auth did not redirect to Entra ID: is this an Azure Databricks workspace?",
+            status=response.status_code,
+        )
+    try:
+        segments = [s for s in urlsplit(location).path.split("/") if s]
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        segments = []
+    if not segments or not _TENANT_ID.fullmatch(segments[0]):
+        raise ResponseFormatError(
+            "the workspace redirected to a URL without a tenant id; pass --tenant", status=response.status_code
+        )
+    return str(segments[0]).lower()
+
+
+def _check_path(path: str) -> str:
+    """A REST path of the workspace: ``/api/...`` and nothing that could leave the host."""
+    if not path.startswith("/api/"):
+        raise ConfigError("the path must start with /api/ (for example /api/2.0/clusters/list)")
+    if any(ch.isspace() or not ch.isprintable() for ch in path) or "#" in path or "\\" in path:
+        raise ConfigError("the path must not contain blanks, control characters, '#' or backslashes")
+    route = path.split("?", 1)[0]
+    if "//" in route or "@" in route or "://" in path:
+        raise ConfigError("the path must not contain '//', '@' or a URL scheme")
+    if any(segment in (".", "..") for segment in unquote(route).split("/")):
+        raise ConfigError("the path must not contain '.' or '..' segments")
+    return path
+
+
+def _read_limited(response: httpx.Response) -> bytes:
+    chunks: List[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise ResponseFormatError(f"the workspace's answer is larger than {MAX_RESPONSE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_body(body: bytes) -> Any:
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, or nested past what Python parses
+        return body.decode("utf-8", errors="replace")
+
+
+def call(
+    client: EntraClient,
+    host: str,
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    resource_id: Optional[str] = None,
+    management_token: Optional[str] = None,
+    scopes: Scopes = DATABRICKS_SCOPE,
+    account: Optional[str] = None,
+    http_client: Optional[httpx.Client] = None,
+    timeout: float = 30.0,
+) -> Tuple[int, Any]:
+    """Call a workspace REST path with a token from ``client``'s cache, as the Azure Databricks docs do.
+
+    Args:
+        client: signed in already (or holding a cache with a refreshable token).
+        host: the workspace host or URL (see :func:`normalize_host`).
+        method: GET, POST, PUT, PATCH, DELETE or HEAD.
+        path: ``/api/...`` with an optional query string, e.g. ``/api/2.0/clusters/list``.
+        json_body: sent as JSON when not None.
+        resource_id: the workspace's ARM resource id (``X-Databricks-Azure-Workspace-Resource-Id``).
+        management_token: a service principal's Azure Resource Manager token
+            (``X-Databricks-Azure-SP-Management-Token``; see :data:`MANAGEMENT_SCOPE`).
+        scopes: the token's scopes (Azure Databricks by default).
+        account: which cached account, when the cache holds several.
+        http_client: an ``httpx.Client`` to send with (redirects are not followed).
+        timeout: seconds for the request, when this function makes its own client.
+
+    Returns:
+        The HTTP status and the body: parsed JSON, else text, or None when empty.
+
+    Raises:
+        ConfigError: a bad host, method, path, JSON body or resource id.
+        InteractionRequired: no cached token can be refreshed, or the workspace sent a claims challenge.
+        TransportError: the workspace could not be reached.
+        ResponseFormatError: the answer was too large.
+    """
+    verb = method.strip().upper()
+    if verb not in METHODS:
+        raise ConfigError(f"the method must be one of {', '.join(sorted(METHODS))}")
+    origin = httpx.URL(normalize_host(host))
+    try:
+        url = origin.join(_check_path(path))
+    except httpx.InvalidURL:
+        raise ConfigError("the path is not a valid URL path") from None
+    if (url.scheme, url.host, url.port) != (origin.scheme, origin.host, origin.port):
+        raise ConfigError("the path must stay on the workspace host")  # pragma: no cover - _check_path prevents it
+    auth = EntraAuth(client, scopes=scopes, account=account, workspace_resource_id=resource_id)
+    headers = {"accept": "application/json"}
+    if management_token is not None:
+        headers[SP_MANAGEMENT_TOKEN_HEADER] = management_token
+    http = http_client or httpx.Client(timeout=timeout, headers={"user-agent": USER_AGENT})
+    try:
+        try:
+            request = http.build_request(verb, url, headers=headers, json=json_body)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                "the JSON body cannot be sent: NaN, Infinity and non-JSON values are not allowed"
+            ) from None
+        response = http.send(request, auth=auth, follow_redirects=False, stream=True)
+        try:
+            body = _read_limited(response)
+        finally:
+            response.close()
+    except httpx.HTTPError as exc:
+        raise TransportError(f"{verb} {url.path} failed: {type(exc).__name__}") from None
+    finally:
+        if http_client is None:
+            http.close()
+    return response.status_code, _parse_body(body)
+
+
+def describe_error(status: int, body: Any) -> str:
+    """One line for a failed call: the status and Databricks' ``error_code`` and ``message``."""
+    text = f"Azure Databricks answered HTTP {status}"
+    if isinstance(body, dict):
+        code, message = body.get("error_code"), body.get("message") or body.get("error")
+        detail = ": ".join(str(part) for part in (code, message) if isinstance(part, str) and part)
+    elif isinstance(body, str):
+        detail = body.strip().splitlines()[0] if body.strip() else ""
+    else:
+        detail = ""
+    if 300 <= status < 400:
+        detail = detail or "a redirect (the token was not accepted, or this is not an API path)"
+    detail = "".join(ch for ch in detail if ch.isprintable())[:500]
+    return f"{text}: {detail}" if detail else text
