@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, AsyncGenerator, Dict, Generator, Iterable, Opt
 
 import httpx
 
-from .base import Scopes
+from .base import APP_ACCOUNT, Scopes
 from .client import EntraClient
 from .errors import ConfigError, InteractionRequired, ResponseFormatError
 from .protocol import normalize_scopes
@@ -45,8 +45,6 @@ WORKSPACE_RESOURCE_ID_HEADER = "X-Databricks-Azure-Workspace-Resource-Id"
 SP_MANAGEMENT_TOKEN_HEADER = "X-Databricks-Azure-SP-Management-Token"
 # A min_validity no cached token can meet: get_token must refresh.
 FORCE_REFRESH = math.inf
-# The cache's account for app-only (client credentials) tokens; see oauth_core.cache.account_of.
-APP_ACCOUNT = "app"
 
 _GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _RESOURCE_GROUP = r"[A-Za-z0-9_.()-]{0,89}[A-Za-z0-9_()-]"  # 1-90 characters, not ending in a period
@@ -182,8 +180,8 @@ class EntraAuth(httpx.Auth):
         scopes: the token's scopes; the client's default scopes (Azure Databricks) when None.
         min_validity: seconds a token must still be valid to be sent.
         account: which cached account, when the cache holds several. :data:`APP_ACCOUNT` (``"app"``)
-            means a service principal's app-only token: acquired with the client's secret or
-            certificate (``acquire_for_client``) whenever the cache has no valid one.
+            means a service principal's app-only token, which ``get_token`` renews with the
+            client's secret or certificate.
         workspace_resource_id: an Azure Databricks workspace's ARM resource id, sent as
             ``X-Databricks-Azure-Workspace-Resource-Id`` (Azure Databricks wants it from users
             who are not yet workspace users, and from service principals).
@@ -308,23 +306,14 @@ class EntraAuth(httpx.Auth):
                 return
 
     def _sync_token(self, client: EntraClient, min_validity: float) -> str:
-        try:
-            return client.get_token(scopes=self.scopes, min_validity=min_validity, account=self.account).access_token
-        except InteractionRequired:
-            if self.account != APP_ACCOUNT:
-                raise
-        return client.acquire_for_client(scopes=self.scopes).access_token  # app-only tokens have no refresh token
+        # get_token renews a service principal's app-only token itself (client credentials).
+        return client.get_token(scopes=self.scopes, min_validity=min_validity, account=self.account).access_token
 
     async def _async_token(self, min_validity: float) -> str:
         client = self._client
         if isinstance(client, EntraClient):
             return self._sync_token(client, min_validity)
-        try:
-            tokens = await client.get_token(scopes=self.scopes, min_validity=min_validity, account=self.account)
-        except InteractionRequired:
-            if self.account != APP_ACCOUNT:
-                raise
-            tokens = await client.acquire_for_client(scopes=self.scopes)
+        tokens = await client.get_token(scopes=self.scopes, min_validity=min_validity, account=self.account)
         return tokens.access_token
 
 

@@ -309,6 +309,8 @@ class ClientBase:
         just made is used instead of a second one.
         """
         with self.cache.transaction() as state:
+            if account == APP_ACCOUNT and not self._is_confidential:
+                raise ConfigError("app-only tokens need a client_secret or a client_certificate")
             resolved = resolve_account(state, self._where, account)
             if resolved is None and self._is_confidential and account in (None, APP_ACCOUNT):
                 resolved = APP_ACCOUNT  # a service principal acts as itself

@@ -180,9 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--state", help="the state that came with --code (checked against the pending request)")
 
     sub = command("password", "The username/password (ROPC) grant. The password is never taken from argv.")
-    sub.add_argument(
-        "--username", "-u", default=None, help="user principal name (env AZURE_USERNAME)"
-    )
+    sub.add_argument("--username", "-u", default=None, help="user principal name (env AZURE_USERNAME)")
     sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     sub.add_argument("--password", dest="password_argv", help=argparse.SUPPRESS)
 
