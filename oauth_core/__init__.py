@@ -1,8 +1,8 @@
 """oauth_core: Microsoft Entra ID tokens over raw HTTP (httpx, pyjwt, tenacity), without MSAL.
 
-The public surface is re-exported here. The protocol core, claims and errors import only the
-standard library; the clients (httpx, tenacity) load lazily on first use (PEP 562), so
-``import oauth_core`` and ``oauth-core decode`` stay fast.
+The public surface is re-exported here, lazily (PEP 562): a name's module is imported on first
+use, so ``import oauth_core`` costs almost nothing and ``oauth-core decode`` or ``--help`` never
+load httpx, tenacity or pyjwt. Type checkers see every name through the imports below.
 """
 
 from __future__ import annotations
@@ -10,85 +10,146 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .authority import (
-    Authority as Authority,
-)
-from .authorize import (
-    PendingAuthorization as PendingAuthorization,
-    build_authorization_request as build_authorization_request,
-    parse_redirect as parse_redirect,
-)
-from .claims import (
-    TokenInfo as TokenInfo,
-    decode_claims as decode_claims,
-    inspect_token as inspect_token,
-    unverified_claims as unverified_claims,
-    unverified_header as unverified_header,
-    verify_signature as verify_signature,
-    verify_with_refresh as verify_with_refresh,
-)
-from .device import (
-    DeviceCode as DeviceCode,
-)
-from .errors import (
-    AADSTS as AADSTS,
-    AccessDenied as AccessDenied,
-    AuthorizationDeclined as AuthorizationDeclined,
-    AuthorizationPending as AuthorizationPending,
-    BadVerificationCode as BadVerificationCode,
-    ConfigError as ConfigError,
-    ExpiredToken as ExpiredToken,
-    InsecureAuthorityError as InsecureAuthorityError,
-    InteractionRequired as InteractionRequired,
-    InteractionTimeout as InteractionTimeout,
-    InvalidClient as InvalidClient,
-    InvalidGrant as InvalidGrant,
-    InvalidRequest as InvalidRequest,
-    InvalidResource as InvalidResource,
-    InvalidScope as InvalidScope,
-    InvalidTenant as InvalidTenant,
-    LoopDetected as LoopDetected,
-    NonceMismatch as NonceMismatch,
-    OAuthCoreError as OAuthCoreError,
-    OAuthError as OAuthError,
-    RedirectError as RedirectError,
-    ResponseFormatError as ResponseFormatError,
-    SecurityCheckError as SecurityCheckError,
-    ServerError as ServerError,
-    SignatureVerificationError as SignatureVerificationError,
-    SlowDown as SlowDown,
-    StateMismatch as StateMismatch,
-    TokenDecodeError as TokenDecodeError,
-    TransientError as TransientError,
-    TransportError as TransportError,
-    UnauthorizedClient as UnauthorizedClient,
-    UnknownSigningKey as UnknownSigningKey,
-)
-from .protocol import (
-    DATABRICKS_SCOPE as DATABRICKS_SCOPE,
-    HttpRequest as HttpRequest,
-    HttpResponse as HttpResponse,
-    TokenSet as TokenSet,
-    build_token_request as build_token_request,
-    parse_token_response as parse_token_response,
-)
-
-if TYPE_CHECKING:  # pragma: no cover - the lazy names, for type checkers
-    from .aio import AsyncEntraClient as AsyncEntraClient
-    from .assertion import ClientCertificate as ClientCertificate
-    from .auth import EntraAuth as EntraAuth
-    from .client import EntraClient as EntraClient
-    from .databricks import workspace_tenant as workspace_tenant
-    from .retry import RetryPolicy as RetryPolicy
-
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .aio import (
+        AsyncEntraClient as AsyncEntraClient,
+    )
+    from .assertion import (
+        ClientCertificate as ClientCertificate,
+    )
+    from .auth import (
+        EntraAuth as EntraAuth,
+    )
+    from .authority import (
+        Authority as Authority,
+    )
+    from .authorize import (
+        PendingAuthorization as PendingAuthorization,
+        build_authorization_request as build_authorization_request,
+        parse_redirect as parse_redirect,
+    )
+    from .claims import (
+        TokenInfo as TokenInfo,
+        decode_claims as decode_claims,
+        inspect_token as inspect_token,
+        unverified_claims as unverified_claims,
+        unverified_header as unverified_header,
+        verify_signature as verify_signature,
+        verify_with_refresh as verify_with_refresh,
+    )
+    from .client import (
+        EntraClient as EntraClient,
+    )
+    from .databricks import (
+        workspace_tenant as workspace_tenant,
+    )
+    from .device import (
+        DeviceCode as DeviceCode,
+    )
+    from .errors import (
+        AADSTS as AADSTS,
+        AccessDenied as AccessDenied,
+        AuthorizationDeclined as AuthorizationDeclined,
+        AuthorizationPending as AuthorizationPending,
+        BadVerificationCode as BadVerificationCode,
+        ConfigError as ConfigError,
+        ExpiredToken as ExpiredToken,
+        InsecureAuthorityError as InsecureAuthorityError,
+        InteractionRequired as InteractionRequired,
+        InteractionTimeout as InteractionTimeout,
+        InvalidClient as InvalidClient,
+        InvalidGrant as InvalidGrant,
+        InvalidRequest as InvalidRequest,
+        InvalidResource as InvalidResource,
+        InvalidScope as InvalidScope,
+        InvalidTenant as InvalidTenant,
+        LoopDetected as LoopDetected,
+        NonceMismatch as NonceMismatch,
+        OAuthCoreError as OAuthCoreError,
+        OAuthError as OAuthError,
+        RedirectError as RedirectError,
+        ResponseFormatError as ResponseFormatError,
+        SecurityCheckError as SecurityCheckError,
+        ServerError as ServerError,
+        SignatureVerificationError as SignatureVerificationError,
+        SlowDown as SlowDown,
+        StateMismatch as StateMismatch,
+        TokenDecodeError as TokenDecodeError,
+        TransientError as TransientError,
+        TransportError as TransportError,
+        UnauthorizedClient as UnauthorizedClient,
+        UnknownSigningKey as UnknownSigningKey,
+    )
+    from .protocol import (
+        DATABRICKS_SCOPE as DATABRICKS_SCOPE,
+        HttpRequest as HttpRequest,
+        HttpResponse as HttpResponse,
+        TokenSet as TokenSet,
+        build_token_request as build_token_request,
+        parse_token_response as parse_token_response,
+    )
+    from .retry import (
+        RetryPolicy as RetryPolicy,
+    )
+
 _LAZY = {
+    "AADSTS": "errors",
+    "AccessDenied": "errors",
     "AsyncEntraClient": "aio",
+    "Authority": "authority",
+    "AuthorizationDeclined": "errors",
+    "AuthorizationPending": "errors",
+    "BadVerificationCode": "errors",
     "ClientCertificate": "assertion",
+    "ConfigError": "errors",
+    "DATABRICKS_SCOPE": "protocol",
+    "DeviceCode": "device",
     "EntraAuth": "auth",
     "EntraClient": "client",
+    "ExpiredToken": "errors",
+    "HttpRequest": "protocol",
+    "HttpResponse": "protocol",
+    "InsecureAuthorityError": "errors",
+    "InteractionRequired": "errors",
+    "InteractionTimeout": "errors",
+    "InvalidClient": "errors",
+    "InvalidGrant": "errors",
+    "InvalidRequest": "errors",
+    "InvalidResource": "errors",
+    "InvalidScope": "errors",
+    "InvalidTenant": "errors",
+    "LoopDetected": "errors",
+    "NonceMismatch": "errors",
+    "OAuthCoreError": "errors",
+    "OAuthError": "errors",
+    "PendingAuthorization": "authorize",
+    "RedirectError": "errors",
+    "ResponseFormatError": "errors",
     "RetryPolicy": "retry",
+    "SecurityCheckError": "errors",
+    "ServerError": "errors",
+    "SignatureVerificationError": "errors",
+    "SlowDown": "errors",
+    "StateMismatch": "errors",
+    "TokenDecodeError": "errors",
+    "TokenInfo": "claims",
+    "TokenSet": "protocol",
+    "TransientError": "errors",
+    "TransportError": "errors",
+    "UnauthorizedClient": "errors",
+    "UnknownSigningKey": "errors",
+    "build_authorization_request": "authorize",
+    "build_token_request": "protocol",
+    "decode_claims": "claims",
+    "inspect_token": "claims",
+    "parse_redirect": "authorize",
+    "parse_token_response": "protocol",
+    "unverified_claims": "claims",
+    "unverified_header": "claims",
+    "verify_signature": "claims",
+    "verify_with_refresh": "claims",
     "workspace_tenant": "databricks",
 }
 

@@ -12,9 +12,8 @@ import binascii
 import json
 import re
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import ConfigError, SignatureVerificationError, TokenDecodeError, UnknownSigningKey
 
@@ -119,9 +118,11 @@ def _aware(value: Any) -> Optional[datetime]:
     return None
 
 
-@dataclass(frozen=True)
-class TokenInfo:
-    """What a JWT says about itself (nothing here is verified).
+class TokenInfo(NamedTuple):
+    """What a JWT says about itself (nothing here is verified). Immutable.
+
+    A NamedTuple rather than a frozen dataclass: ``oauth-core decode`` should not pay for
+    importing :mod:`dataclasses` (and :mod:`inspect`) at start-up.
 
     Attributes:
         header, claims: the decoded JSON objects.

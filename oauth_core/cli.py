@@ -10,22 +10,19 @@ Each command imports only what it needs: ``--help`` and ``decode`` never load ht
 from __future__ import annotations
 
 import argparse
-import getpass
-import hashlib
 import json
-import logging
 import os
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from . import __version__
 from .errors import ConfigError, OAuthCoreError, OAuthError, StateMismatch
-from .files import read_private, remove_quietly, state_dir, write_private
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # modules a command imports when it runs (start-up stays light for decode and --help)
+    from pathlib import Path
+
     from .assertion import ClientCertificate
     from .authorize import PendingAuthorization
     from .benchmark import Grant
@@ -34,8 +31,6 @@ if TYPE_CHECKING:
     from .protocol import TokenSet
 
 __all__ = ["main"]
-
-log = logging.getLogger("oauth_core")
 
 ROPC_NOTICE = (
     "note: Microsoft is retiring the password grant wherever MFA is enforced; it also fails for federated "
@@ -333,6 +328,7 @@ def _authority_host(args: argparse.Namespace) -> Optional[str]:
 
 def _cache(args: argparse.Namespace) -> TokenCache:
     from .cache import FileTokenCache, MemoryTokenCache
+    from .files import state_dir
 
     return MemoryTokenCache() if args.no_cache else FileTokenCache(state_dir() / "tokens.json")
 
@@ -368,10 +364,14 @@ def _trusted_hosts(args: argparse.Namespace) -> List[str]:
 
 
 def _digest(*parts: str) -> str:
+    import hashlib
+
     return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
 def _pending_dir() -> Path:
+    from .files import state_dir
+
     return state_dir() / "pending"
 
 
@@ -479,6 +479,7 @@ def _report(exc: OAuthCoreError, as_json: bool, err: TextIO) -> int:
 def cmd_authorize_url(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .authority import Authority
     from .authorize import build_authorization_request
+    from .files import write_private
     from .protocol import normalize_scopes
 
     authority = Authority.of(_authority_host(args), _tenant(args)).require_trusted(_trusted_hosts(args))
@@ -517,6 +518,8 @@ def cmd_authorize_url(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 
 def _prune_pending(keep: Path, max_age: float = 86400.0) -> None:
+    from .files import remove_quietly
+
     for path in _pending_dir().glob("*.json"):
         try:
             if path != keep and time.time() - path.stat().st_mtime > max_age:
@@ -527,6 +530,7 @@ def _prune_pending(keep: Path, max_age: float = 86400.0) -> None:
 
 def _load_pending(path: Path) -> PendingAuthorization:
     from .authorize import PendingAuthorization
+    from .files import read_private
 
     text = read_private(path)
     if text is None:
@@ -535,6 +539,8 @@ def _load_pending(path: Path) -> PendingAuthorization:
 
 
 def _find_pending(state: Optional[str], err: TextIO) -> tuple[Path, PendingAuthorization]:
+    if state is not None and not state.strip():
+        raise UsageError("--state is empty")
     if state is not None:
         path = _pending_dir() / f"{_digest(state)}.json"
         return path, _load_pending(path)
@@ -572,12 +578,13 @@ def cmd_login(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_exchange(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .authorize import parse_redirect, redirect_state
+    from .files import remove_quietly
 
     if args.redirect_url is not None:
         if args.state is not None:
             raise UsageError("--state goes with --code; a redirect URL carries its own state")
         state = redirect_state(args.redirect_url)
-        if state is None:
+        if not state:
             raise StateMismatch("the redirect carries no state: it does not answer a request made here")
         path, pending = _find_pending(state, err)
         code = parse_redirect(pending, args.redirect_url)  # constant-time state check, error redirects
@@ -599,6 +606,8 @@ def cmd_exchange(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _password(args: argparse.Namespace) -> str:
+    import getpass
+
     if args.password_argv is not None:
         raise UsageError(
             "never pass a password on the command line: use --password-stdin, OAUTH_CORE_PASSWORD or the prompt"
@@ -616,16 +625,24 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _ropc_notice(err: TextIO) -> None:
+    from .files import state_dir, write_private
+
     marker = state_dir() / "ropc-notice-shown"
-    if not marker.exists():
-        err.write(ROPC_NOTICE + "\n")
+    try:
+        if marker.exists():
+            return
         write_private(marker, "1\n")
+    except (ConfigError, OSError):
+        return  # an unusable state directory is reported by the command itself, in one line
+    err.write(ROPC_NOTICE + "\n")
 
 
 def _username(args: argparse.Namespace) -> str:
     username = (args.username or "").strip() or _env("AZURE_USERNAME")
     if not username:
         raise UsageError("--username is required (or AZURE_USERNAME)")
+    if any(ch.isspace() or not ch.isprintable() for ch in username) or len(username) > 256:
+        raise UsageError("the username must be a user principal name (name@domain), without spaces")
     return username
 
 
@@ -771,6 +788,8 @@ def cmd_logout(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _json_data(text: Optional[str]) -> Any:
     """The --data value: JSON text, or @file holding it."""
+    from pathlib import Path
+
     if text is None:
         return None
     if text.startswith("@"):
@@ -834,6 +853,8 @@ def cmd_databricks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _jwks_source(args: argparse.Namespace, claims: Dict[str, Any]) -> Callable[[bool], Dict[str, Any]]:
     """Where decode --verify gets keys: the --jwks file, or the tenant's JWKS (refetched on request)."""
+    from pathlib import Path
+
     if args.jwks:
         try:
             data = json.loads(Path(args.jwks).read_text(encoding="utf-8"))
@@ -923,6 +944,7 @@ _BENCH_OPTIONS = {
 def _bench_setup(args: argparse.Namespace, err: TextIO) -> tuple[EntraClient, Grant]:
     """The client and the grant to measure; credentials come as each grant's own command takes them."""
     from . import benchmark
+    from .files import remove_quietly
 
     if args.password_argv is not None or args.client_secret_argv is not None:
         raise UsageError("never pass a password or client secret on the command line (see bench --help)")
@@ -1027,18 +1049,24 @@ COMMANDS: Dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
 # -- entry point ----------------------------------------------------------------------------------
 
 
-class _RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        from .protocol import redacted_snippet
-
-        return redacted_snippet(super().format(record).encode("utf-8"), limit=2000)
-
-
 def _setup_logging(verbose: bool) -> None:
+    """With --verbose, log oauth_core's requests to stderr through a formatter that redacts tokens."""
     if not verbose:
         return
+    import logging
+
+    from .protocol import redacted_snippet
+
+    class RedactingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return redacted_snippet(super().format(record).encode("utf-8"), limit=2000)
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("oauth-core: %(levelname)s %(message)s"))
+    handler.setFormatter(RedactingFormatter("oauth-core: %(levelname)s %(message)s"))
+    handler.set_name("oauth-core-cli")
+    log = logging.getLogger("oauth_core")
+    for old in [h for h in log.handlers if h.get_name() == "oauth-core-cli"]:
+        log.removeHandler(old)  # main() may run many times in one process (tests, embedding)
     log.addHandler(handler)
     log.setLevel(logging.DEBUG)
 
@@ -1077,7 +1105,9 @@ def main(
         err.write(f"oauth-core: error: cannot use{where}: {exc.strerror or type(exc).__name__}\n")
         return 2
     except Exception as exc:
-        log.debug("internal error", exc_info=True)
+        import logging
+
+        logging.getLogger("oauth_core").debug("internal error", exc_info=True)
         err.write(
             f"oauth-core: internal error ({type(exc).__name__}); please report it. Run with --verbose for details.\n"
         )

@@ -58,8 +58,12 @@ def write_private(path: Path, text: str) -> None:
         raise unusable(path, exc) from None
 
 
+STALE_TEMP_SECONDS = 300.0  # a writer holds its temp file for milliseconds; older ones were killed
+
+
 def _write_private(path: Path, text: str) -> None:
     _ensure_dir(path.parent)
+    _remove_stale_temps(path)
     # mkstemp creates the file with mode 0600 before anything is written to it.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
@@ -77,6 +81,16 @@ def _write_private(path: Path, text: str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temp files that writers killed mid-write left beside ``path`` (copies of secrets)."""
+    import time
+
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_TEMP_SECONDS:
+                stale.unlink()
 
 
 def read_private(path: Path) -> Optional[str]:

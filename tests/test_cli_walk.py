@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import inspect
 import io
+import itertools
 import json
 import re
 import signal
@@ -87,6 +88,10 @@ GOOD: Dict[str, str] = {
     "token_lifetime": "3600",
     "fault": "token:429x1:retry-after=1",
 }
+# Credentials every run has in its environment, so that the password and client-credentials
+# commands get past asking for them and their other options are really checked (their baseline
+# then sends a request, which the blocked network fails at once).
+CONTEXT_ENV = {"AZURE_CLIENT_SECRET": "walk-client-secret-0123", "OAUTH_CORE_PASSWORD": "walk-password-0123"}
 # Options every baseline carries when the command has them: who, where, and a short wait.
 CONTEXT = ("client_id", "tenant", "timeout", "username", "token", "jwks", "host", "method", "path", "port")
 
@@ -132,6 +137,9 @@ BAD: Dict[str, List[str]] = {
 ARGV_SECRETS = ("password_argv", "client_secret_argv")
 # The http authority that is not loopback: refused with exit 4 (InsecureAuthorityError).
 INSECURE = {"http://example.com"}
+# Options checked against what this machine issued: a non-blank value that matches nothing is a
+# failed security check (exit 4, StateMismatch), not a usage error. A blank one is a usage error.
+SECURITY_CHECKED = {"state"}
 
 
 def generic_values(name: str) -> List[str]:
@@ -152,6 +160,7 @@ class Option:
     takes_value: bool
     required: bool
     group: Optional[Tuple[str, ...]]  # dests of its mutually exclusive group
+    group_required: bool  # one of the group must be given
     env: Optional[str]  # the environment variable its help names, if any
 
     @property
@@ -165,10 +174,10 @@ def _env_of(action: argparse.Action) -> Optional[str]:
 
 
 def _walk(command: str, parser: argparse.ArgumentParser) -> List[Option]:
-    groups: Dict[str, Tuple[str, ...]] = {}
+    groups: Dict[str, Tuple[Tuple[str, ...], bool]] = {}
     for group in parser._mutually_exclusive_groups:
         members = tuple(a.dest for a in group._group_actions)
-        groups.update({dest: members for dest in members})
+        groups.update({dest: (members, bool(group.required)) for dest in members})
     found = []
     for action in parser._actions:
         if isinstance(action, (argparse._HelpAction, argparse._VersionAction)) or action.dest in ("help", "version"):
@@ -181,7 +190,8 @@ def _walk(command: str, parser: argparse.ArgumentParser) -> List[Option]:
                 flag=flag,
                 takes_value=action.nargs != 0,
                 required=bool(action.required),
-                group=groups.get(action.dest),
+                group=groups[action.dest][0] if action.dest in groups else None,
+                group_required=groups[action.dest][1] if action.dest in groups else False,
                 env=_env_of(action),
             )
         )
@@ -282,6 +292,7 @@ class Outcome:
 
 def _normal(text: str) -> str:
     """stderr without what differs between two runs of one command (ports, temp paths, URLs)."""
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("note: "))  # once-only notices
     text = re.sub(r"https?://\S+", "<url>", text)
     text = re.sub(r"/tmp/\S+", "<path>", text)
     return re.sub(r"\d+(\.\d+)?", "<n>", text)
@@ -338,8 +349,14 @@ class Walker:
         special = {"jwks": "<jwks>", "token": "<token>", "config": "<config>", "ca_dir": "<ca-dir>"}
         return self.value(special.get(option.dest, GOOD.get(option.dest, "x")))
 
-    def baseline(self, command: str, *, without: Sequence[str] = (), swap: Optional[Option] = None) -> List[str]:
-        """The command with the options it needs, all valid (``swap`` replaces its group's first member)."""
+    def baseline(
+        self, command: str, *, without: Sequence[str] = (), swap: Optional[Option] = None, prefer: Sequence[str] = ()
+    ) -> List[str]:
+        """The command with the options it needs, all valid.
+
+        In a required mutually exclusive group the member is ``swap`` (the option under test) if it
+        belongs there, else the first of ``prefer`` in the group, else the group's first member.
+        """
         argv: List[str] = []
         positionals: List[str] = []
         taken_groups = set()
@@ -347,13 +364,14 @@ class Walker:
             if option.dest in without or option.dest in ARGV_SECRETS or not option.takes_value:
                 continue
             if option.group is not None:
-                chosen = swap.dest if swap is not None and swap.dest in option.group else option.group[0]
+                preferred = [d for d in prefer if d in option.group]
+                if swap is not None and swap.dest in option.group:
+                    chosen = swap.dest
+                else:
+                    chosen = preferred[0] if preferred else option.group[0]
                 if option.group in taken_groups or option.dest != chosen:
                     continue
-                if (
-                    not any(o.required for o in COMMANDS[command] if o.dest in option.group)
-                    and option.dest not in CONTEXT
-                ):
+                if not option.group_required and option.dest not in CONTEXT:
                     continue
                 taken_groups.add(option.group)
             elif not (option.required or option.flag is None or option.dest in CONTEXT):
@@ -433,6 +451,8 @@ def walker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fast_retries: Any, i
         return httpx.Client(timeout=timeout, verify=False, follow_redirects=False)
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in CONTEXT_ENV.items():  # credentials, so that commands get past asking for them
+        monkeypatch.setenv(name, value)
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")  # relative OAUTH_CORE_HOME values land here
     monkeypatch.setattr(webbrowser, "open", lambda *args, **kwargs: True)
@@ -459,7 +479,7 @@ def test_baseline_bare_and_unknown_option(walker: Walker, command: str) -> None:
     problems = []
     walker.run(walker.baseline(command))
     bare = walker.run([command])
-    if any(o.required for o in COMMANDS[command]) and bare.code != 2:
+    if any(o.required or o.group_required for o in COMMANDS[command]) and bare.code != 2:
         problems.append(f"a required option is missing, exit must be 2: {bare}")
     unknown = walker.run([command, "--no-such-option"])
     if unknown.code != 2 or unknown.requests:
@@ -481,11 +501,28 @@ def refused_or_ignored(case: Outcome, absent: Outcome, *, insecure: bool) -> Opt
     return f"neither refused (exit 2, no request) nor ignored (as without it: exit {absent.code}): {case}"
 
 
+def group_choices(option: Option) -> List[Tuple[str, ...]]:
+    """Each way to satisfy the command's required groups that ``option`` is not in (one member of each)."""
+    groups = {o.group for o in COMMANDS[option.command] if o.group_required and o.group and option.dest not in o.group}
+    return [tuple(choice) for choice in itertools.product(*sorted(groups))] or [()]
+
+
 @pytest.mark.parametrize("option", VALUED, ids=[o.id for o in VALUED])
 def test_option_values(walker: Walker, option: Option) -> None:
-    """One option at a time: without its value, empty, blank, with a NUL, undecodable, malformed."""
+    """One option at a time: without its value, empty, blank, with a NUL, undecodable, malformed.
+
+    A command with a required group (``exchange``: ``--redirect-url`` or ``--code``) is walked once
+    per member, so that an option that only counts with one of them is really exercised.
+    """
+    problems: List[str] = []
+    for prefer in group_choices(option):
+        problems += option_problems(walker, option, prefer)
+    walker.verdict(problems)
+
+
+def option_problems(walker: Walker, option: Option, prefer: Sequence[str]) -> List[str]:
     command = option.command
-    base = walker.baseline(command, without=[option.dest], swap=option)
+    base = walker.baseline(command, without=[option.dest], swap=option, prefer=prefer)
     problems: List[str] = []
     if option.flag is not None:
         missing = walker.run([*base, option.flag])
@@ -503,10 +540,11 @@ def test_option_values(walker: Walker, option: Option) -> None:
                     problems.append(f"a secret given on the command line must be refused, unechoed: {case}")
                 continue
             reference = walker.absent([*base, *variant[len(argv) :]])
-            problem = refused_or_ignored(case, reference, insecure=raw in INSECURE)
+            allow_4 = raw in INSECURE or (option.dest in SECURITY_CHECKED and bool(value.strip()))
+            problem = refused_or_ignored(case, reference, insecure=allow_4)
             if problem:
                 problems.append(problem)
-    walker.verdict(problems)
+    return problems
 
 
 ENV_CASES = [(name, value) for name in ENV_NAMES for value in ["", "   ", UNDECODABLE, *ENV_BAD.get(name, [])]]

@@ -1249,7 +1249,7 @@ def test_100_mb_body_on_a_real_socket_is_refused_without_loading_it(chunked: boo
     assert peak < 8 * MIB, f"peak memory {peak} bytes"
 
 
-# -- the bugs the properties found, one concrete input each (failing until fixed in oauth_core) ---------
+# -- regressions: the bugs the properties found, one concrete input each (each failed before its fix) ----
 
 
 HUGE_EXP = jwt_with_claims({"exp": RAW["huge_int"]})

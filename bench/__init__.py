@@ -1,0 +1,14 @@
+"""Benchmarks for oauth_core against MSAL Python, authlib, plain httpx and the raw socket floor.
+
+Run ``python -m bench`` (full, a few minutes) or ``python -m bench --quick`` (a smoke run in
+seconds) from the repository root after ``pip install -e '.[bench]'``. Modules:
+
+``entra``        the pre-rendered Entra refresh response (body, headers, cookies)
+``server``       the fast token server and the emulator, each in its own process
+``clients``      one runner per client, doing the refresh_token grant as its users would
+``latency``      interleaved blocks of sequential exchanges (socket and in-process)
+``decode``       unverified claims decode, speed and malformed-input rejections
+``coldstart``    whole-process wall time and peak RSS
+``concurrency``  sequential, threads and ``asyncio.gather``, with and without server delay
+``stats``, ``report``, ``run``   percentiles; Markdown, JSON, plots, RESULTS.md; the command line
+"""
