@@ -144,14 +144,8 @@ def _serve_fast() -> Tuple[Dict[str, Any], Any]:
 
 
 def _serve_emulator() -> Tuple[Dict[str, Any], Any]:
-    from oauth_core.emulator import Emulator, EmulatorConfig, server as emulator_server
+    from oauth_core.emulator import Emulator, EmulatorConfig
 
-    # socketserver listens with a backlog of 5: a burst of 100 connects (the async client's pool
-    # under a 50 ms delay) overflows it, and each dropped SYN costs the client a 1 s retransmit.
-    # That is the server's limit, not the client's, so this process raises it (like _Server above).
-    http_server = getattr(emulator_server, "_HttpServer", None)
-    if http_server is not None and http_server.request_queue_size < 1024:
-        http_server.request_queue_size = 1024
     # Entra keeps a redeemed refresh token valid; the emulator's stricter default would refuse reuse.
     config = replace(EmulatorConfig.default(), revoke_rotated_refresh_tokens=False, token_lifetime=3600)
     emulator = Emulator(config, tls=True).start()

@@ -16,8 +16,8 @@ file or the new one, never half of one.
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import copy
 import json
 import os
 import sys
@@ -65,8 +65,6 @@ def account_of(raw: Dict[str, Any], claims: Optional[Dict[str, Any]], id_claims:
 
     App-only tokens (client credentials) belong to the account ``app``.
     """
-    import base64
-
     info = raw.get("client_info")
     if isinstance(info, str):
         try:
@@ -145,7 +143,9 @@ class TokenCache:
         """
         with self._lock, self._exclusive():
             current = self._load()
-            state = copy.deepcopy(current)
+            # Copy-on-write: new section dicts; records are replaced, never changed in place
+            # (see flag()), so the state readers hold is never modified under them.
+            state = {k: dict(v) if isinstance(v, dict) else v for k, v in current.items()}
             try:
                 yield state
             finally:  # also when the body raised: e.g. a refused refresh still marks its entry
@@ -234,11 +234,16 @@ def store(state: State, where: CacheScope, tokens: TokenSet, requested: Sequence
 
     A new refresh token replaces the account's old one; a response without one keeps it.
     """
-    id_claims = tokens.id_token_claims
-    account = account_of(dict(tokens.raw), dict(tokens.claims) if tokens.claims else None, id_claims)
+    claims = dict(tokens.claims) if tokens.claims else None
+    account = account_of(dict(tokens.raw), claims, None)
+    username = _username(claims, None)
+    if tokens.id_token and (account == "unknown" or username is None):  # decode it only when needed
+        id_claims = tokens.id_token_claims
+        if account == "unknown":
+            account = account_of(dict(tokens.raw), claims, id_claims)
+        username = _username(None, id_claims)
     scopes = tuple(requested) or tokens.scopes
     key = where.at_key(account, scopes)
-    username = _username(tokens.claims, id_claims)
     state["access_tokens"][key] = {
         "access_token": tokens.access_token,
         "token_type": tokens.token_type,
@@ -329,9 +334,7 @@ def resolve_account(state: State, where: CacheScope, wanted: Optional[str]) -> O
 def flag(state: State, key: str) -> Dict[str, Any]:
     """The mutable flags of one access-token key: ``interaction_required``, ``last_attempt``."""
     value = state["flags"].get(key)
-    if isinstance(value, dict):
-        return value
-    fresh: Dict[str, Any] = {}  # absent, or hand-edited into something else
+    fresh: Dict[str, Any] = dict(value) if isinstance(value, dict) else {}  # copy-on-write; or hand-edited
     state["flags"][key] = fresh
     return fresh
 

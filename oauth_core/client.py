@@ -159,12 +159,20 @@ def send_with_retry(
     Raises:
         TransientError: retries spent.
     """
-    lost: Optional[NetworkFailure] = None
+    started = policy.clock()
+    try:  # the common case: no tenacity machinery for a request that succeeds at once
+        return send_once(http, request), None, 1, []
+    except (RetryableResponse, NetworkFailure) as exc:
+        first = exc
+    lost = first if isinstance(first, NetworkFailure) and first.maybe_sent else None
+    replay: List[BaseException] = [first]  # tenacity's first attempt replays the failure, then retries
     attempts, waits = 0, []  # type: int, List[float]
     try:
-        for attempt in sync_retrying(policy, waits):
+        for attempt in sync_retrying(policy, waits, started):
             with attempt:
                 attempts += 1
+                if replay:
+                    raise replay.pop()
                 try:
                     return send_once(http, request), lost, attempts, waits
                 except NetworkFailure as failure:

@@ -153,9 +153,10 @@ class _Wait(tenacity.wait.wait_base):
 class _Stop(tenacity.stop.stop_base):
     """Stop on attempts, on the deadline, or when the service asks for a wait above the cap."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, started: Optional[float] = None) -> None:
         self.policy = policy
-        self.started = policy.clock()  # one _Stop per call, so this is the first attempt's start
+        # One _Stop per call; the deadline counts from the first attempt's start.
+        self.started = policy.clock() if started is None else started
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
         if retry_state.attempt_number >= self.policy.max_attempts:
@@ -177,11 +178,11 @@ def _record(waits: List[float]) -> Callable[[tenacity.RetryCallState], None]:
     return before_sleep
 
 
-def sync_retrying(policy: RetryPolicy, waits: List[float]) -> tenacity.Retrying:
+def sync_retrying(policy: RetryPolicy, waits: List[float], started: Optional[float] = None) -> tenacity.Retrying:
     """A tenacity ``Retrying`` for one call; the waits it sleeps are appended to ``waits``."""
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(_is_transient),
-        stop=_Stop(policy),
+        stop=_Stop(policy, started),
         wait=_Wait(policy),
         sleep=policy.sleep,
         before_sleep=_record(waits),
@@ -189,12 +190,12 @@ def sync_retrying(policy: RetryPolicy, waits: List[float]) -> tenacity.Retrying:
     )
 
 
-def async_retrying(policy: RetryPolicy, waits: List[float]) -> tenacity.AsyncRetrying:
+def async_retrying(policy: RetryPolicy, waits: List[float], started: Optional[float] = None) -> tenacity.AsyncRetrying:
     """The ``AsyncRetrying`` twin of :func:`sync_retrying`."""
     kwargs: dict[str, Any] = {} if policy.async_sleep is None else {"sleep": policy.async_sleep}
     return tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(_is_transient),
-        stop=_Stop(policy),
+        stop=_Stop(policy, started),
         wait=_Wait(policy),
         before_sleep=_record(waits),
         reraise=True,

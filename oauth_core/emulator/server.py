@@ -68,6 +68,9 @@ def make_tls(ca_dir: Optional[str]) -> TlsFiles:
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default listen backlog is 5: a burst of new connections (load tests, a pool
+    # opening many at once) would overflow it, and each dropped SYN costs a client a 1 s retransmit.
+    request_queue_size = 1024
 
     def __init__(self, address: Tuple[str, int], owner: EmulatorServer, family: socket.AddressFamily) -> None:
         self.address_family = family
