@@ -25,7 +25,6 @@ from .cache import (
     flag,
     freshness,
     resolve_account,
-    scope_key,
     store,
 )
 from .claims import unverified_claims
@@ -285,9 +284,6 @@ class ClientBase:
         return self._client_secret is not None or self._client_certificate is not None
 
     # -- silent acquisition ------------------------------------------------------------------
-
-    def _lock_key(self, scopes: Tuple[str, ...], account: Optional[str]) -> str:
-        return f"{account or ''}|{scope_key(scopes)}"
 
     def _fresh_from_cache(
         self, scopes: Tuple[str, ...], min_validity: float, account: Optional[str]

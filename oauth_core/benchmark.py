@@ -37,10 +37,9 @@ import httpx
 from .authorize import PendingAuthorization
 from .base import ClientBase
 from .cache import store
-from .client import _NO_AUTH, _read_limited, network_failure, new_http_client, to_http_response
+from .client import fetch, new_http_client
 from .errors import AADSTS, ConfigError, OAuthCoreError, OAuthError, ResponseFormatError, TransportError
 from .protocol import (
-    HttpRequest,
     HttpResponse,
     Pairs,
     TokenSet,
@@ -259,23 +258,6 @@ class _Trace:
         return 0.0
 
 
-def _send_traced(http: httpx.Client, request: HttpRequest, trace: _Trace) -> HttpResponse:
-    """``send_once`` without the retry signal: no redirects, no ambient auth, a bounded body, traced."""
-    built = http.build_request(
-        request.method, request.url, headers=request.headers, content=request.body or None, extensions={"trace": trace}
-    )
-    try:
-        response = http.send(built, auth=_NO_AUTH, follow_redirects=False, stream=True)
-        try:
-            chunks = _read_limited(response)
-        finally:
-            response.close()
-    except httpx.HTTPError as exc:
-        failure = network_failure(exc)
-        raise failure from None
-    return to_http_response(response, b"".join(chunks))
-
-
 def _resolve_ms(url: str, clock: Callable[[], float]) -> float:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -353,7 +335,7 @@ class _Run:
         response: Optional[HttpResponse] = None
         error: Optional[str] = None
         try:
-            response = _send_traced(http, request, trace)
+            response = fetch(http, request, extensions={"trace": trace})
         except NetworkFailure as failure:
             error = failure.kind
         ended = self.clock()

@@ -30,7 +30,7 @@ from .retry import NetworkFailure, RetryableResponse, RetryPolicy, is_retryable_
 if TYPE_CHECKING:
     from .assertion import ClientCertificate
 
-__all__ = ["EntraClient", "fetch_jwks", "send_once", "send_with_retry"]
+__all__ = ["EntraClient", "fetch", "fetch_jwks", "read_limited", "send_once", "send_with_retry"]
 
 log = logging.getLogger("oauth_core")
 
@@ -68,8 +68,8 @@ def network_failure(exc: httpx.HTTPError) -> Exception:
     return TransportError(f"request failed: {type(exc).__name__}")
 
 
-def response_too_large() -> ResponseFormatError:
-    return ResponseFormatError(f"the response is larger than {MAX_RESPONSE_BYTES} bytes; refusing to read it")
+def response_too_large(limit: int = MAX_RESPONSE_BYTES) -> ResponseFormatError:
+    return ResponseFormatError(f"the response is larger than {limit} bytes; refusing to read it")
 
 
 def to_http_response(response: httpx.Response, body: bytes) -> HttpResponse:
@@ -95,27 +95,39 @@ def transient_error(exc: BaseException, attempts: int, waits: List[float]) -> Tr
     )
 
 
+def fetch(http: httpx.Client, request: HttpRequest, *, extensions: Optional[Dict[str, Any]] = None) -> HttpResponse:
+    """Send one request and read its answer: no redirects, no ambient auth, at most MAX_RESPONSE_BYTES.
+
+    ``extensions`` go to httpx (``oauth-core bench`` passes a ``trace`` callback).
+
+    Raises:
+        NetworkFailure: a retryable network failure.
+        TransportError / ResponseFormatError: final.
+    """
+    try:
+        http_request = http.build_request(
+            request.method, request.url, headers=request.headers, content=request.body or None, extensions=extensions
+        )
+        response = http.send(http_request, auth=_NO_AUTH, follow_redirects=False, stream=True)
+        try:
+            chunks = read_limited(response)
+        finally:
+            response.close()
+    except httpx.HTTPError as exc:
+        log.debug("%s %s failed: %s", request.method, request.url, type(exc).__name__)
+        raise network_failure(exc) from None
+    return to_http_response(response, b"".join(chunks))
+
+
 def send_once(http: httpx.Client, request: HttpRequest) -> HttpResponse:
-    """Send one request (no redirects, no ambient auth), reading at most MAX_RESPONSE_BYTES.
+    """:func:`fetch`, with a retryable status (408/429/5xx) raised for the retry layer.
 
     Raises:
         RetryableResponse / NetworkFailure: transient; the retry layer decides.
         TransportError / ResponseFormatError: final.
     """
     started = time.perf_counter()
-    try:
-        http_request = http.build_request(
-            request.method, request.url, headers=request.headers, content=request.body or None
-        )
-        response = http.send(http_request, auth=_NO_AUTH, follow_redirects=False, stream=True)
-        try:
-            chunks = _read_limited(response)
-        finally:
-            response.close()
-    except httpx.HTTPError as exc:
-        log.debug("%s %s failed: %s", request.method, request.url, type(exc).__name__)
-        raise network_failure(exc) from None
-    result = to_http_response(response, b"".join(chunks))
+    result = fetch(http, request)
     log.debug(
         "%s %s -> %d in %.1f ms", request.method, request.url, result.status, (time.perf_counter() - started) * 1000
     )
@@ -124,16 +136,17 @@ def send_once(http: httpx.Client, request: HttpRequest) -> HttpResponse:
     return result
 
 
-def _read_limited(response: httpx.Response) -> List[bytes]:
+def read_limited(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -> List[bytes]:
+    """The body's chunks, refusing (before or while reading) a body over ``limit`` bytes."""
     length = response.headers.get("content-length")
-    if length is not None and length.isascii() and length.isdigit() and int(length) > MAX_RESPONSE_BYTES:
-        raise response_too_large()
+    if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
+        raise response_too_large(limit)
     chunks: List[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
         size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise response_too_large()
+        if size > limit:
+            raise response_too_large(limit)
         chunks.append(chunk)
     return chunks
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, List, Optional, Tuple
+from typing import Any, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -19,7 +19,7 @@ import httpx
 from .auth import SP_MANAGEMENT_TOKEN_HEADER, EntraAuth
 from .authority import is_loopback_host
 from .base import Scopes
-from .client import USER_AGENT, EntraClient
+from .client import USER_AGENT, EntraClient, read_limited
 from .errors import ConfigError, InsecureAuthorityError, ResponseFormatError, TransportError
 from .protocol import DATABRICKS_SCOPE
 
@@ -143,17 +143,6 @@ def _check_path(path: str) -> str:
     return path
 
 
-def _read_limited(response: httpx.Response) -> bytes:
-    chunks: List[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise ResponseFormatError(f"the workspace's answer is larger than {MAX_RESPONSE_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _parse_body(body: bytes) -> Any:
     if not body.strip():
         return None
@@ -226,7 +215,7 @@ def call(
             ) from None
         response = http.send(request, auth=auth, follow_redirects=False, stream=True)
         try:
-            body = _read_limited(response)
+            body = b"".join(read_limited(response, MAX_RESPONSE_BYTES))
         finally:
             response.close()
     except httpx.HTTPError as exc:
