@@ -6,9 +6,11 @@ seconds) from the repository root after ``pip install -e '.[bench]'``. Modules:
 ``entra``        the pre-rendered Entra refresh response (body, headers, cookies)
 ``server``       the fast token server and the emulator, each in its own process
 ``clients``      one runner per client, doing the refresh_token grant as its users would
+                 (shared machinery in ``runner_base``, the MSAL rows in ``msal_runner``)
 ``latency``      interleaved blocks of sequential exchanges (socket and in-process)
 ``decode``       unverified claims decode, speed and malformed-input rejections
 ``coldstart``    whole-process wall time and peak RSS
 ``concurrency``  sequential, threads and ``asyncio.gather``, with and without server delay
 ``stats``, ``report``, ``run``   percentiles; Markdown, JSON, plots, RESULTS.md; the command line
+``reliability``  fuzzing, injected faults, killed cache writers, secret leaks (``python -m bench.reliability``)
 """

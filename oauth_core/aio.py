@@ -5,7 +5,8 @@ of :class:`~oauth_core.base.ClientBase` (the very ones :class:`~oauth_core.clien
 drives), and its :func:`send_once` / :func:`send_with_retry` are the async twins of the sync
 ones: same no-redirect, no-ambient-auth sending, same size limit, same classification of
 network failures and retry rules (tenacity's ``AsyncRetrying``), reusing the sync module's
-pure helpers. As in httpx, only the I/O is written twice, in plain sight.
+pure helpers. As in httpx, only the I/O is written twice, in plain sight: the call deadline's
+socket wrapper (:class:`AsyncDeadlineBackend`) and the loopback proxy bypass included.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 import webbrowser
-from typing import TYPE_CHECKING, AsyncIterator, Callable, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, List, Optional, Tuple
 
+import httpcore
 import httpx
 
+from .authority import is_loopback_host
 from .authorize import PendingAuthorization
 from .base import ClientBase, Scopes, StepFlow, T, advance, start
 from .cache import TokenCache
@@ -27,16 +31,30 @@ from .client import (
     MAX_RESPONSE_BYTES,
     USER_AGENT,
     _NoCookies,
-    network_failure,
+    final_error,
     response_too_large,
     to_http_response,
-    transient_error,
 )
 from .device import DeviceCode, Wait, print_message
 from .errors import OAuthCoreError
 from .pkce import new_state
 from .protocol import HttpRequest, HttpResponse, TokenSet, normalize_scopes
-from .retry import NetworkFailure, RetryableResponse, RetryPolicy, async_retrying, is_retryable_response
+from .retry import (
+    CALL_DEADLINE,
+    NetworkFailure,
+    RetryableResponse,
+    RetryPolicy,
+    async_retrying,
+    attempt_timeout,
+    call_budget,
+    clip_timeout,
+    install_deadline_backend,
+    is_retryable_response,
+    network_failure,
+    proxy_mounts,
+    time_left,
+    transient_error,  # noqa: F401 - shared with the sync module (and tested to be)
+)
 
 if TYPE_CHECKING:
     from .assertion import ClientCertificate
@@ -46,26 +64,37 @@ __all__ = ["AsyncEntraClient", "new_async_http_client", "send_once", "send_with_
 log = logging.getLogger("oauth_core")
 
 
-async def send_once(http: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
+async def send_once(http: httpx.AsyncClient, request: HttpRequest, *, until: Optional[float] = None) -> HttpResponse:
     """Send one request (no redirects, no ambient auth), reading at most MAX_RESPONSE_BYTES.
 
+    ``until`` is the call deadline, a ``time.monotonic()`` instant: connect, headers and body end by then.
+
     Raises:
-        RetryableResponse / NetworkFailure: transient; the retry layer decides.
+        RetryableResponse / NetworkFailure: transient; the retry layer decides (DeadlineReached: final).
         TransportError / ResponseFormatError: final.
     """
     started = time.perf_counter()
+    token = None if until is None else CALL_DEADLINE.set(until)
     try:
+        clipped = None if until is None else clip_timeout(http.timeout, until)
         http_request = http.build_request(
-            request.method, request.url, headers=request.headers, content=request.body or None
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body or None,
+            timeout=httpx.USE_CLIENT_DEFAULT if clipped is None else clipped,
         )
         response = await http.send(http_request, auth=_NO_AUTH, follow_redirects=False, stream=True)
         try:
-            chunks = await _read_limited(response)
+            chunks = await _read_limited(response, until)
         finally:
             await response.aclose()
     except httpx.HTTPError as exc:
         log.debug("%s %s failed: %s", request.method, request.url, type(exc).__name__)
-        raise network_failure(exc) from None
+        raise network_failure(exc, until=until) from None
+    finally:
+        if token is not None:
+            CALL_DEADLINE.reset(token)
     result = to_http_response(response, b"".join(chunks))
     log.debug(
         "%s %s -> %d in %.1f ms", request.method, request.url, result.status, (time.perf_counter() - started) * 1000
@@ -75,7 +104,7 @@ async def send_once(http: httpx.AsyncClient, request: HttpRequest) -> HttpRespon
     return result
 
 
-async def _read_limited(response: httpx.Response) -> List[bytes]:
+async def _read_limited(response: httpx.Response, until: Optional[float] = None) -> List[bytes]:
     length = response.headers.get("content-length")
     if length is not None and length.isascii() and length.isdigit() and int(length) > MAX_RESPONSE_BYTES:
         raise response_too_large()
@@ -85,47 +114,134 @@ async def _read_limited(response: httpx.Response) -> List[bytes]:
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             raise response_too_large()
+        if until is not None and time.monotonic() >= until:
+            raise httpx.ReadTimeout("the call's deadline was reached")
         chunks.append(chunk)
     return chunks
 
 
 async def send_with_retry(
-    http: httpx.AsyncClient, request: HttpRequest, policy: RetryPolicy
+    http: httpx.AsyncClient, request: HttpRequest, policy: RetryPolicy, *, deadline: Optional[float] = None
 ) -> Tuple[HttpResponse, Optional[NetworkFailure], int, List[float]]:
     """Send with tenacity's ``AsyncRetrying``; returns the response, a lost-response failure, attempts, waits.
 
+    The call deadline and the single-use rule are those of :func:`oauth_core.client.send_with_retry`.
+
     Raises:
-        TransientError: retries spent.
+        TransientError: retries spent, the deadline reached, or a code whose outcome is unknown.
     """
+    budget = call_budget(policy, attempt_timeout(http.timeout)) if deadline is None else deadline
+    until = None if budget is None else time.monotonic() + budget
     started = policy.clock()
     try:  # the common case: no tenacity machinery for a request that succeeds at once
-        return await send_once(http, request), None, 1, []
+        return await send_once(http, request, until=until), None, 1, []
     except (RetryableResponse, NetworkFailure) as exc:
         first = exc
     lost = first if isinstance(first, NetworkFailure) and first.maybe_sent else None
     replay: List[BaseException] = [first]  # tenacity's first attempt replays the failure, then retries
     attempts, waits = 0, []  # type: int, List[float]
     try:
-        async for attempt in async_retrying(policy, waits, started):
+        async for attempt in async_retrying(policy, waits, started, until=until, single_use=request.single_use):
             with attempt:
                 attempts += 1
                 if replay:
                     raise replay.pop()
                 try:
-                    return await send_once(http, request), lost, attempts, waits
+                    return await send_once(http, request, until=until), lost, attempts, waits
                 except NetworkFailure as failure:
                     lost = lost or (failure if failure.maybe_sent else None)
                     raise
     except (RetryableResponse, NetworkFailure) as exc:
-        raise transient_error(exc, attempts, waits) from None
+        raise final_error(exc, request, attempts, waits, budget) from None
     raise AssertionError("unreachable: tenacity either returns or raises")
 
 
+class AsyncDeadlineStream(httpcore.AsyncNetworkStream):
+    """The async twin of :class:`oauth_core.retry.DeadlineStream`."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self.stream = stream
+
+    async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        return await self.stream.read(max_bytes, time_left(timeout, httpcore.ReadTimeout))
+
+    async def write(self, buffer: bytes, timeout: Optional[float] = None) -> None:
+        await self.stream.write(buffer, time_left(timeout, httpcore.WriteTimeout))
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: Optional[str] = None, timeout: Optional[float] = None
+    ) -> httpcore.AsyncNetworkStream:
+        limit = time_left(timeout, httpcore.ConnectTimeout)
+        return AsyncDeadlineStream(await self.stream.start_tls(ssl_context, server_hostname, limit))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.stream.get_extra_info(info)
+
+
+class AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
+    """The async twin of :class:`oauth_core.retry.DeadlineBackend`."""
+
+    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+        self.backend = backend
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: Optional[float] = None,
+        local_address: Optional[str] = None,
+        socket_options: Optional[Iterable[Any]] = None,
+    ) -> httpcore.AsyncNetworkStream:
+        limit = time_left(timeout, httpcore.ConnectTimeout)
+        return AsyncDeadlineStream(await self.backend.connect_tcp(host, port, limit, local_address, socket_options))
+
+    async def connect_unix_socket(
+        self, path: str, timeout: Optional[float] = None, socket_options: Optional[Iterable[Any]] = None
+    ) -> httpcore.AsyncNetworkStream:
+        limit = time_left(timeout, httpcore.ConnectTimeout)
+        return AsyncDeadlineStream(await self.backend.connect_unix_socket(path, limit, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self.backend.sleep(seconds)
+
+
+class AsyncLoopbackBypass(httpx.AsyncBaseTransport):
+    """The async twin of :class:`oauth_core.client.LoopbackBypass`: loopback hosts skip the proxy."""
+
+    def __init__(self, proxy: httpx.AsyncBaseTransport, direct: httpx.AsyncBaseTransport) -> None:
+        self.proxy = proxy
+        self.direct = direct
+
+    def route(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
+        """The transport for ``url``: direct for 127.0.0.0/8, ::1 and localhost, else the proxy."""
+        return self.direct if is_loopback_host(url.host) else self.proxy
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.route(request.url).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.proxy.aclose()
+        await self.direct.aclose()
+
+
 def new_async_http_client(timeout: float) -> httpx.AsyncClient:
-    """The client's own httpx.AsyncClient: keep-alive, no redirects, no cookie jar, our User-Agent."""
-    return httpx.AsyncClient(
-        timeout=timeout, follow_redirects=False, cookies=_NoCookies(), headers={"user-agent": USER_AGENT}
+    """The client's own httpx.AsyncClient: keep-alive, no redirects, no cookie jar, our User-Agent.
+
+    Environment proxies serve non-loopback hosts only, and its sockets obey the call deadline.
+    """
+    http = httpx.AsyncClient(
+        timeout=timeout,
+        follow_redirects=False,
+        cookies=_NoCookies(),
+        headers={"user-agent": USER_AGENT},
+        mounts=proxy_mounts(httpx.AsyncHTTPTransport, AsyncLoopbackBypass, AsyncDeadlineBackend),
     )
+    if not install_deadline_backend(getattr(http, "_transport", None), AsyncDeadlineBackend):
+        log.debug("httpx layout not recognised: the call deadline is checked between reads only")
+    return http
 
 
 class AsyncEntraClient(ClientBase):
@@ -135,7 +251,8 @@ class AsyncEntraClient(ClientBase):
         client_id, tenant, authority_host, scopes, client_secret, client_certificate, retry,
             timeout, offline_access, cache, clock: as for :class:`~oauth_core.client.EntraClient`
             (waits use ``retry.async_sleep`` when set, else :func:`asyncio.sleep`).
-        http_client: an ``httpx.AsyncClient`` to use instead of the client's own.
+        http_client: an ``httpx.AsyncClient`` to use instead of the client's own (as for the sync
+            client: its own proxy settings, the call deadline checked between reads only).
 
     Raises:
         ConfigError / InsecureAuthorityError: an invalid tenant, host or client id.
@@ -230,7 +347,7 @@ class AsyncEntraClient(ClientBase):
             try:
                 query = await asyncio.to_thread(listener.wait, timeout)
             except asyncio.CancelledError:
-                listener._server.done.set()  # end the worker thread's wait now, not at the timeout
+                listener.cancel()  # end the worker thread's wait now, not at the timeout
                 raise
         return await self.exchange_code(pending, "?" + query)
 

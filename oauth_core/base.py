@@ -35,6 +35,7 @@ from .errors import (
     InvalidGrant,
     OAuthCoreError,
     TokenDecodeError,
+    TokensNotSaved,
     TransientError,
 )
 from .protocol import (
@@ -75,12 +76,30 @@ def request_headers() -> Pairs:
     return (("client-request-id", str(uuid.uuid4())), ("x-ms-lib-capability", "retry-after, h429"))
 
 
-def lost_code_error(original: NetworkFailure, attempts: int, waits: list[float]) -> TransientError:
+def lost_code_error(
+    original: Exception, attempts: int, waits: list[float], *, what: Optional[str] = None
+) -> TransientError:
+    """The error for a code redemption whose outcome is unknown: the code may be spent, so it is not resent.
+
+    ``original`` is the failure that ended the call (a :class:`~oauth_core.retry.NetworkFailure` or
+    a retryable HTTP status); ``what`` describes it instead (e.g. the call deadline was reached).
+    """
+    from .retry import RetryableResponse
+
+    status: Optional[int] = None
+    retry_after: Optional[float] = None
+    if isinstance(original, RetryableResponse):
+        status, retry_after = original.response.status, original.retry_after
+        what = what or f"the service answered HTTP {status}"
+    elif isinstance(original, NetworkFailure):
+        what = what or f"the response was lost ({original.kind})"
     return TransientError(
-        f"the response to the code redemption was lost ({original.kind}); the retry was refused because "
-        "an authorization code works once. Sign in again.",
+        f"the authorization code redemption failed: {what or original}. The code may have been used (a code "
+        "works once), so it was not sent again: sign in again to get a new one.",
         attempts=attempts,
         waits=waits,
+        status=status,
+        retry_after=retry_after,
     )
 
 
@@ -216,10 +235,19 @@ class ClientBase:
     def _stored(
         self, flow: Generator[Step, HttpResponse, TokenSet], scopes: Tuple[str, ...]
     ) -> Generator[Step, HttpResponse, TokenSet]:
-        """Run a grant and record its tokens (a rotated refresh token replaces the old one first)."""
+        """Run a grant and record its tokens (a rotated refresh token replaces the old one first).
+
+        The cache is checked before anything is sent, so a damaged or unsafe cache never burns a
+        single-use code or a refresh token; if saving still fails, the tokens ride on
+        :class:`TokensNotSaved`.
+        """
+        self.cache.check_usable()
         tokens = yield from flow
-        with self.cache.transaction() as state:
-            store(state, self._where, tokens, scopes)
+        try:
+            with self.cache.transaction() as state:
+                store(state, self._where, tokens, scopes)
+        except ConfigError as exc:
+            raise TokensNotSaved(tokens, exc) from None
         return tokens
 
     def _grant_flow(self, grant: Pairs, scopes: Tuple[str, ...]) -> TokenFlow:

@@ -12,6 +12,10 @@ Every change happens in :meth:`TokenCache.transaction`, which holds a thread loc
 file cache, an exclusive ``flock`` on a lock file beside it, re-reads the file, and writes it
 back atomically (temp file, fsync, rename; mode 0600). A process killed mid-write leaves the old
 file or the new one, never half of one.
+
+A cache file is refused (:class:`~oauth_core.errors.CacheError`, with a ``hint``) when it is of
+another version, damaged (NaN too), over its size cap, a symbolic link, or could have been
+written by another user (see :mod:`oauth_core.files`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import os
 import sys
 import threading
@@ -26,11 +31,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from .errors import ConfigError
-from .files import read_private, unusable, write_private
+from .errors import CacheError, ConfigError
+from .files import (
+    NotStrictJSON,
+    check_private_file,
+    make_private_dir,
+    open_private,
+    read_private_bytes,
+    refusal,
+    size_cap,
+    strict_json,
+    write_private,
+)
 from .protocol import TokenSet
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_BYTES_ENV",
     "CacheEntry",
     "CacheScope",
     "FileTokenCache",
@@ -49,6 +66,10 @@ __all__ = [
 ]
 
 _VERSION = 1
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_BYTES_ENV = "OAUTH_CORE_CACHE_MAX_BYTES"
+_SECTIONS = ("access_tokens", "refresh_tokens", "accounts", "flags")
+_START_AFRESH = "delete the file to start afresh: only cached tokens are lost, and signing in again recreates it"
 _OIDC = frozenset({"offline_access", "openid", "profile", "email"})
 
 State = Dict[str, Any]
@@ -105,13 +126,49 @@ def _empty() -> State:
     return {"version": _VERSION, "access_tokens": {}, "refresh_tokens": {}, "accounts": {}, "flags": {}}
 
 
+def _refused(message: str, hint: str) -> ConfigError:
+    return refusal(CacheError, message, hint)
+
+
+def _damaged(where: str, problem: str, hint: str = _START_AFRESH) -> ConfigError:
+    return _refused(f"the token cache {where!r} {problem}; delete it to start afresh", hint)
+
+
+def _kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
 def _validated(state: Any, where: str) -> State:
-    if not isinstance(state, dict) or state.get("version") != _VERSION:
-        raise ConfigError(f"the token cache {where} has an unknown format; delete it to start afresh")
-    for section in ("access_tokens", "refresh_tokens", "accounts", "flags"):
-        if not isinstance(state.get(section), dict):
-            raise ConfigError(f"the token cache {where} is damaged ({section}); delete it to start afresh")
+    if not isinstance(state, dict):
+        raise _damaged(where, f"is not a token cache (its JSON is {_kind(state)}, not an object)")
+    if "version" not in state:
+        raise _damaged(where, "is not a token cache (it has no version)")
+    version = state["version"]
+    if version != _VERSION or type(version) is not int:
+        shown = json.dumps(version)[:40] if not isinstance(version, (dict, list)) else _kind(version)
+        raise _damaged(
+            where,
+            f"is of unknown version {shown} (this oauth-core reads version {_VERSION})",
+            "it was written by another version of oauth-core: use that version, or delete the file to start afresh",
+        )
+    for section in _SECTIONS:
+        if section not in state:
+            raise _damaged(where, f"is damaged: section {section!r} is missing")
+        if not isinstance(state[section], dict):
+            kind = _kind(state[section])
+            raise _damaged(where, f"is damaged: section {section!r} has the wrong type ({kind}, not an object)")
     return state
+
+
+def _parsed(data: bytes, where: str) -> State:
+    """The validated state of a cache file's bytes (an empty file is an empty cache)."""
+    if not data.strip():
+        return _empty()
+    try:
+        return _validated(strict_json(data), where)
+    except NotStrictJSON as exc:
+        raise _damaged(where, str(exc)) from None
 
 
 class TokenCache:
@@ -156,6 +213,13 @@ class TokenCache:
         """The current state, read without any lock. Treat it as read-only."""
         return self._load()
 
+    def check_usable(self) -> None:
+        """Raise :class:`CacheError` unless the cache can be read and written now.
+
+        Grants call this before they send anything, so a damaged cache never costs a token.
+        """
+        self._load()
+
 
 class MemoryTokenCache(TokenCache):
     """Tokens kept in this process only (the default)."""
@@ -164,42 +228,87 @@ class MemoryTokenCache(TokenCache):
 class FileTokenCache(TokenCache):
     """Tokens kept in a JSON file (0600), shared by every process that uses the same path.
 
+    The file and its lock file are opened with ``O_NOFOLLOW``: a symbolic link there is refused.
+    On POSIX systems the file must belong to this user and be private (no access for group or
+    others, as ``chmod 600``), and its folder must not be writable by group or others; a folder
+    created for it is 0700.
+
     Args:
         path: the cache file; its lock file is ``path`` + ``.lock``.
+        max_bytes: the largest cache file read or written; else the environment variable
+            ``OAUTH_CORE_CACHE_MAX_BYTES``, else 64 MiB (:data:`DEFAULT_MAX_BYTES`). The size is
+            checked before the file is read.
 
     Raises:
-        ConfigError: (on use) the file is not a cache of this version, or is damaged.
+        ConfigError: ``max_bytes`` (or ``OAUTH_CORE_CACHE_MAX_BYTES``) is not a positive integer.
+        CacheError: (on use) the file is not a cache of this version, is damaged or too large, or
+            it, its lock file or its folder is unsafe or unusable.
     """
 
-    def __init__(self, path: os.PathLike[str] | str) -> None:
+    def __init__(self, path: os.PathLike[str] | str, *, max_bytes: Optional[int] = None) -> None:
         super().__init__()
         self.path = Path(path)
+        self.max_bytes = size_cap(max_bytes, MAX_BYTES_ENV, DEFAULT_MAX_BYTES)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
 
     def _load(self) -> State:
-        text = read_private(self.path)
-        if text is None or not text.strip():
+        found = read_private_bytes(
+            self.path, max_bytes=self.max_bytes, what="the token cache", error=CacheError, check_mode=False
+        )
+        if found is None:
             return _empty()
-        try:
-            return _validated(json.loads(text), str(self.path))
-        except (ValueError, RecursionError):
-            raise ConfigError(f"the token cache {self.path} is not valid JSON; delete it to start afresh") from None
+        data, info = found
+        state = _parsed(data, str(self.path))
+        # The mode is checked after the content: deleting a damaged file fixes both at once.
+        check_private_file(info, self.path, what="the token cache", error=CacheError)
+        return state
 
     def _store(self, state: State) -> None:
-        write_private(self.path, json.dumps(state, sort_keys=True))
+        try:
+            text = json.dumps(state, sort_keys=True, allow_nan=False)  # never write what _load refuses
+        except ValueError:
+            raise CacheError(f"the token cache {str(self.path)!r} was not saved: a number is not finite") from None
+        size = len(text.encode("utf-8"))
+        if size > self.max_bytes:
+            raise _refused(
+                f"the token cache {str(self.path)!r} would grow to {size} bytes, more than its cap of {self.max_bytes}",
+                f"sign out of accounts no longer used, or raise the cap (max_bytes= or {MAX_BYTES_ENV})",
+            )
+        write_private(self.path, text, error=CacheError)
+
+    def _open_lock(self, create: bool) -> int:
+        what = "the token cache's lock file"
+        fd = open_private(self._lock_path, os.O_RDWR | (os.O_CREAT if create else 0), what=what, error=CacheError)
+        try:
+            check_private_file(os.fstat(fd), self._lock_path, what=what, error=CacheError)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(str(self._lock_path), os.O_RDWR | os.O_CREAT, 0o600)
-        except (OSError, ValueError) as exc:
-            raise unusable(self._lock_path, exc) from None
+        make_private_dir(self.path.parent, error=CacheError)
+        fd = self._open_lock(create=True)
         try:
             _lock_file(fd)
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+    def check_usable(self) -> None:
+        """Raise :class:`CacheError` unless the cache can be read and written now.
+
+        Cheap: the folder is made (0700) if missing and checked (private, writable), the lock
+        file is checked if present, and the file is loaded with every check of a read.
+        """
+        folder = self.path.parent
+        make_private_dir(folder, error=CacheError)
+        if not os.access(str(folder), os.W_OK | os.X_OK):
+            raise _refused(f"the token cache's folder {str(folder)!r} is not writable", "use a folder you can write")
+        with contextlib.suppress(FileNotFoundError):
+            os.close(self._open_lock(create=False))
+        self._load()
 
 
 def _lock_file(fd: int) -> None:
@@ -287,18 +396,32 @@ def find_access_token(state: State, where: CacheScope, account: str, scopes: Seq
     record = state["access_tokens"].get(where.at_key(account, scopes))
     if not isinstance(record, dict) or not isinstance(record.get("access_token"), str):
         return None
+    expires_at, refresh_at = _finite(record.get("expires_at")), _finite(record.get("refresh_at"))
+    if expires_at is None or (refresh_at is None and record.get("refresh_at") is not None):
+        return None  # a hand-edited expiry ("soon", NaN, a string): treat it as absent, a refresh replaces it
     try:
         return CacheEntry(
             access_token=record["access_token"],
             token_type=str(record.get("token_type") or "Bearer"),
             scopes=tuple(record.get("scopes") or ()),
-            expires_at=float(record["expires_at"]),
-            refresh_at=None if record.get("refresh_at") is None else float(record["refresh_at"]),
+            expires_at=expires_at,
+            refresh_at=refresh_at,
             account=account,
             username=_record(state, "accounts", where.account_key(account)).get("username"),
         )
     except (KeyError, TypeError, ValueError):
         return None  # a hand-edited entry: treat it as absent, a refresh replaces it
+
+
+def _finite(value: Any) -> Optional[float]:
+    """A JSON number as a finite float; None for anything else (strings, booleans, NaN, huge)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def find_refresh_token(state: State, where: CacheScope, account: str) -> Optional[str]:
@@ -356,11 +479,13 @@ def freshness(
     Hard below ``max(min_validity, hard_margin)`` seconds left (Azure Databricks refuses tokens
     with 30 s or less); soft from ``refresh_window`` before expiry, or Entra's ``refresh_in``.
     """
+    if not math.isfinite(entry.expires_at):  # NaN compares false with everything: never "fresh"
+        return "hard"
     left = entry.expires_at - now
     if left <= max(min_validity, hard_margin):
         return "hard"
     window_opens = entry.expires_at - refresh_window
-    if entry.refresh_at is not None:
+    if entry.refresh_at is not None and math.isfinite(entry.refresh_at):
         window_opens = min(window_opens, entry.refresh_at)
     return "soft" if now >= window_opens else "fresh"
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from . import __version__
-from .errors import ConfigError, OAuthCoreError, OAuthError, StateMismatch
+from .errors import ConfigError, OAuthCoreError, OAuthError, StateMismatch, TokensNotSaved
 
 if TYPE_CHECKING:  # modules a command imports when it runs (start-up stays light for decode and --help)
     from pathlib import Path
@@ -45,10 +46,63 @@ class UsageError(ConfigError):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage and exiting, so errors stay one line."""
+    """argparse that raises instead of printing usage and exiting, so errors stay one line.
+
+    Its messages never repeat a value from the command line (it may be a secret typed in the wrong
+    place), and options must be spelled out: an abbreviation could swallow the wrong argument.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> Any:
-        raise UsageError(f"{message} (see {self.prog} --help)")
+        raise UsageError(f"{_without_values(message)} (see {self.prog} --help)")
+
+
+_LONG_FLAG = re.compile(r"--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+_SHORT_FLAG = re.compile(r"-[A-Za-z]")
+
+
+def _without_values(message: str) -> str:
+    """An argparse message with the user's values taken out (option names and choice lists stay)."""
+    head, marker, rest = message.partition(": invalid choice: ")
+    if marker:
+        choices = rest.rpartition(" (choose from ")[2]
+        return (
+            f"{head}: invalid choice (choose from {choices}" if "(choose from " in rest else f"{head}: invalid choice"
+        )
+    for marker in (" value: ", ": ignored explicit argument "):
+        head, found, _ = message.partition(marker)
+        if found:
+            return head + (" value" if marker == " value: " else ": takes no value")
+    if message.startswith("ambiguous option: "):
+        option, _, matches = message[len("ambiguous option: ") :].partition(" could match ")
+        return f"ambiguous option {_flag_name(option) or ''} (could match {matches})".replace("  ", " ")
+    if message.startswith("unrecognized arguments: "):
+        return "unrecognized arguments (not shown: they may hold secrets)"
+    return message
+
+
+def _flag_name(arg: str) -> Optional[str]:
+    """The option name of ``--name[=value]`` or ``-x``, when it looks like one; else None."""
+    name = arg.split("=", 1)[0]
+    if (_LONG_FLAG.fullmatch(name) and len(name) <= 40) or _SHORT_FLAG.fullmatch(arg):
+        return name
+    return None
+
+
+def _unrecognized(extras: Sequence[str]) -> str:
+    """What argparse could not place, naming options but never repeating a value."""
+    names = [name for name in map(_flag_name, extras) if name]
+    options = sum(1 for arg in extras if arg.startswith("-") and arg != "-" and not _flag_name(arg))
+    values = len(extras) - len(names) - options
+    parts = [f"unrecognized arguments: {' '.join(names)}"] if names else []
+    if options:
+        parts.append(f"{options} unrecognized option{'s' if options > 1 else ''} (not shown)")
+    if values:
+        parts.append(f"{values} unexpected positional argument{'s' if values > 1 else ''}")
+    return "; ".join(parts)
 
 
 # -- parser ---------------------------------------------------------------------------------------
@@ -58,7 +112,7 @@ def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError("not a number") from None
     if not 0 < value <= 3600:
         raise argparse.ArgumentTypeError("must be between 0 and 3600 seconds")
     return value
@@ -68,7 +122,7 @@ def _seconds_left(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError("not a number") from None
     if not 0 <= value <= 86400:
         raise argparse.ArgumentTypeError("must be between 0 and 86400 seconds")
     return value
@@ -149,6 +203,27 @@ def build_parser() -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text, parents=common)
         return sub
 
+    _add_sign_in_commands(command)
+    _add_token_commands(command)
+    _add_databricks_command(command)
+    _add_bench_command(command)
+
+    command("demo", "Run the whole story against the embedded emulator (offline; needs the crypto extra).")
+    commands.add_parser(
+        "emulator", help="Run the local Entra ID emulator (see `oauth-core emulator --help`).", add_help=False
+    )
+
+    sub = command("decode", "Show a JWT's header, claims and expiry (no network unless --verify).")
+    sub.add_argument("token", nargs="?", default="-", help="the token, or - (default) to read standard input")
+    sub.add_argument(
+        "--verify", action="store_true", help="check the signature against the tenant's JWKS (needs the crypto extra)"
+    )
+    sub.add_argument("--jwks", metavar="FILE", help="verify against this JWKS file instead of fetching it")
+    return parser
+
+
+def _add_sign_in_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """authorize-url, login, exchange, password and refresh."""
     sub = command("authorize-url", "Print the sign-in URL and keep the pending request for `exchange`.")
     sub.add_argument(
         "--redirect-uri", default="http://localhost", help="registered redirect URI (default http://localhost)"
@@ -171,8 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("exchange", "Redeem the code of the pending request (state checked, PKCE verifier sent).")
     which = sub.add_mutually_exclusive_group(required=True)
     which.add_argument("--redirect-url", metavar="URL", help="the full URL the browser landed on (or its query)")
-    which.add_argument("--code", help="the bare authorization code")
+    which.add_argument("--code", help="the bare authorization code (with --state, or --latest)")
     sub.add_argument("--state", help="the state that came with --code (checked against the pending request)")
+    sub.add_argument(
+        "--latest",
+        action="store_true",
+        help="with --code but no --state: redeem it for the newest pending request (no state check)",
+    )
 
     sub = command("password", "The username/password (ROPC) grant. The password is never taken from argv.")
     sub.add_argument("--username", "-u", default=None, help="user principal name (env AZURE_USERNAME)")
@@ -181,7 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("refresh", "Redeem a refresh token (from stdin, or the one saved by the last grant).")
     sub.add_argument("--refresh-token-stdin", action="store_true", help="read the refresh token from stdin")
+    sub.add_argument("--refresh-token", dest="refresh_token_argv", help=argparse.SUPPRESS)
 
+
+def _add_token_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """device-code, client-credentials, token, accounts and logout."""
     command("device-code", "Sign in on another device: show a code to enter at the verification page, then wait.")
 
     sub = command(
@@ -215,12 +299,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("logout", "Remove the cached tokens of an account of this client (or everything).")
     sub.add_argument("--all", action="store_true", help="remove every cached token of every client")
 
+
+def _add_databricks_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """databricks: a REST call to a workspace with the cached token."""
     sub = command(
         "databricks",
         "Call an Azure Databricks REST API path with the cached token and print the JSON answer "
         "(the tenant is found from the workspace unless --tenant is given).",
     )
     sub.add_argument("--host", help="workspace host or URL, e.g. adb-123.4.azuredatabricks.net (env DATABRICKS_HOST)")
+    sub.add_argument(
+        "--allow-workspace-host",
+        action="append",
+        metavar="HOST",
+        help="send the token to this workspace host too (repeatable); by default only *.azuredatabricks.net, "
+        "*.databricks.azure.us, *.databricks.azure.cn and loopback hosts get it",
+    )
     sub.add_argument(
         "--resource-id",
         metavar="ID",
@@ -239,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("method", metavar="METHOD", help="GET, POST, PUT, PATCH, DELETE or HEAD")
     sub.add_argument("path", metavar="PATH", help="REST path starting with /api/, e.g. /api/2.0/clusters/list")
 
+
+def _add_bench_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """bench: timed token exchanges."""
     sub = command(
         "bench",
         "Time token exchanges, each sent once (no retries): DNS/connect/TLS/TTFB/total percentiles, "
@@ -264,24 +361,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--password-stdin", action="store_true", help="password grant: read the password from stdin")
     sub.add_argument("--password", dest="password_argv", help=argparse.SUPPRESS)
     sub.add_argument("--refresh-token-stdin", action="store_true", help="refresh: read it from stdin (else cached)")
+    sub.add_argument("--refresh-token", dest="refresh_token_argv", help=argparse.SUPPRESS)
     sub.add_argument("--client-secret-stdin", action="store_true", help="client credentials: secret from stdin")
     sub.add_argument("--certificate", metavar="PEMFILE", help="client credentials: PEM key and certificate")
     sub.add_argument("--client-secret", dest="client_secret_argv", help=argparse.SUPPRESS)
     sub.add_argument("--code", help="auth-code-replay: the authorization code (pending request from authorize-url)")
     sub.add_argument("--state", help="auth-code-replay: the state that came with --code")
-
-    command("demo", "Run the whole story against the embedded emulator (offline; needs the crypto extra).")
-    commands.add_parser(
-        "emulator", help="Run the local Entra ID emulator (see `oauth-core emulator --help`).", add_help=False
-    )
-
-    sub = command("decode", "Show a JWT's header, claims and expiry (no network unless --verify).")
-    sub.add_argument("token", nargs="?", default="-", help="the token, or - (default) to read standard input")
     sub.add_argument(
-        "--verify", action="store_true", help="check the signature against the tenant's JWKS (needs the crypto extra)"
+        "--latest", action="store_true", help="auth-code-replay without --state: the newest pending request"
     )
-    sub.add_argument("--jwks", metavar="FILE", help="verify against this JWKS file instead of fetching it")
-    return parser
 
 
 # -- settings and storage --------------------------------------------------------------------------
@@ -316,6 +404,25 @@ def _client_id(args: argparse.Namespace) -> str:
     if not client_id or any(ch.isspace() or not ch.isprintable() for ch in client_id):
         raise UsageError("a client id is required: --client-id or AZURE_CLIENT_ID")
     return str(client_id)
+
+
+# Options whose empty value must not read as "not given" (and fall back to a default or the environment).
+_NOT_BLANK = (
+    ("tenant", "--tenant"),
+    ("client_id", "--client-id"),
+    ("authority_host", "--authority-host"),
+    ("account", "--account"),
+    ("host", "--host"),
+    ("resource_id", "--resource-id"),
+)
+
+
+def _check_not_blank(args: argparse.Namespace) -> None:
+    """An option given as an empty or blank value is a usage error, not a silent default."""
+    for dest, flag in _NOT_BLANK:
+        value = getattr(args, dest, None)
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} is empty: give a value, or leave the option out")
 
 
 def _tenant(args: argparse.Namespace) -> Optional[str]:
@@ -390,10 +497,17 @@ def _cached_refresh_token(client: EntraClient, account: Optional[str]) -> str:
 
 
 def _read_stdin_secret(what: str) -> str:
-    value = sys.stdin.readline().strip()
-    if not value:
+    """One line of standard input, as typed: only its line end goes (spaces may belong to a secret)."""
+    line = sys.stdin.readline()
+    value = line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith("\n") else line
+    if not value.strip():
         raise UsageError(f"no {what} on standard input")
     return value
+
+
+def _check_cache(client: EntraClient) -> None:
+    """Refuse a damaged or unusable token cache before anything is sent (or a secret asked for)."""
+    client.cache.check_usable()
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -405,6 +519,13 @@ def _when(epoch: float, now: float) -> str:
     if left >= 0:
         return f"{moment} (in {left // 60} min {left % 60} s)"
     return f"{moment} (expired {-left // 60} min ago)"
+
+
+def _safe(text: Any, *, multiline: bool = False) -> str:
+    """Text from a server (or a token, or the cache) with escape sequences and controls removed."""
+    from .protocol import terminal_safe
+
+    return terminal_safe(str(text), multiline=multiline)
 
 
 def _print_tokens(tokens: TokenSet, as_json: bool, out: TextIO) -> None:
@@ -422,13 +543,23 @@ def _print_tokens(tokens: TokenSet, as_json: bool, out: TextIO) -> None:
         }
         out.write(json.dumps(data) + "\n")
         return
-    out.write(f"Access token:\n\n{tokens.access_token}\n\n")
+    out.write(f"Access token:\n\n{_safe(tokens.access_token)}\n\n")
     if tokens.refresh_token:
-        out.write(f"Refresh token:\n\n{tokens.refresh_token}\n\n")
+        out.write(f"Refresh token:\n\n{_safe(tokens.refresh_token)}\n\n")
     else:
         out.write("Refresh token: none (user grants need offline_access; app-only tokens never have one)\n\n")
     out.write(f"Expires: {_when(tokens.expires_at, now)}\n")
-    out.write(f"Scopes:  {' '.join(tokens.scopes)}\n")
+    out.write(f"Scopes:  {_safe(' '.join(tokens.scopes))}\n")
+
+
+def _unsaved(exc: TokensNotSaved, out: TextIO, err: TextIO) -> int:
+    """Tokens were issued but the cache refused them: print them (as --json would) rather than lose them."""
+    _print_tokens(exc.tokens, True, out)
+    err.write(
+        f"warning: {_safe(exc)}; the tokens are printed above as JSON and will not be reused by oauth-core: "
+        "keep what you need from them, and fix the cache before the next sign-in\n"
+    )
+    return 0
 
 
 def _error_payload(exc: OAuthCoreError) -> Dict[str, Any]:
@@ -449,10 +580,10 @@ def _error_payload(exc: OAuthCoreError) -> Dict[str, Any]:
 
 
 def _report(exc: OAuthCoreError, as_json: bool, err: TextIO) -> int:
-    if as_json:
+    if as_json:  # json.dumps escapes control characters (ESC is written as \u001b)
         err.write(json.dumps(_error_payload(exc)) + "\n")
         return exc.exit_code
-    err.write(f"oauth-core: error: {exc}\n")
+    err.write(f"oauth-core: error: {_safe(exc)}\n")
     if isinstance(exc, OAuthError):
         ids = [
             f"{k}: {v}"
@@ -464,12 +595,12 @@ def _report(exc: OAuthCoreError, as_json: bool, err: TextIO) -> int:
             if v
         ]
         if ids:
-            err.write("  " + "; ".join(ids) + "\n")
+            err.write("  " + _safe("; ".join(ids)) + "\n")
     snippet = getattr(exc, "snippet", "")
     if snippet:
-        err.write(f"  response began: {snippet}\n")
+        err.write(f"  response began: {_safe(snippet)}\n")
     if exc.hint:
-        err.write(f"  hint: {exc.hint}\n")
+        err.write(f"  hint: {_safe(exc.hint)}\n")
     return exc.exit_code
 
 
@@ -538,16 +669,24 @@ def _load_pending(path: Path) -> PendingAuthorization:
     return PendingAuthorization.from_json(text)
 
 
-def _find_pending(state: Optional[str], err: TextIO) -> tuple[Path, PendingAuthorization]:
+def _find_pending(state: Optional[str], latest: bool, err: TextIO) -> tuple[Path, PendingAuthorization]:
+    """The pending request of ``state``, or (``latest``) the newest one; reading it changes nothing."""
     if state is not None and not state.strip():
         raise UsageError("--state is empty")
+    if state is not None and latest:
+        raise UsageError("give --state or --latest, not both")
     if state is not None:
         path = _pending_dir() / f"{_digest(state)}.json"
         return path, _load_pending(path)
+    if not latest:
+        raise UsageError(
+            "--code needs the --state that came with it (checked against the pending request), "
+            "or --latest to redeem it for the newest pending request without that check"
+        )
     candidates = sorted(_pending_dir().glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     if not candidates:
         raise UsageError("no pending authorization request: run `oauth-core authorize-url` first")
-    err.write("warning: no --state given, so the redirect's state is not checked; using the newest pending request\n")
+    err.write("warning: --latest: the redirect's state is not checked; using the newest pending request\n")
     return candidates[0], _load_pending(candidates[0])
 
 
@@ -562,6 +701,7 @@ def cmd_login(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.flush()
 
     client = _make_client(args)
+    _check_cache(client)  # before the browser opens: a sign-in whose tokens cannot be kept is wasted
     with client:
         tokens = client.acquire_interactive(
             redirect_uri=args.redirect_uri,
@@ -581,23 +721,24 @@ def cmd_exchange(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .files import remove_quietly
 
     if args.redirect_url is not None:
-        if args.state is not None:
-            raise UsageError("--state goes with --code; a redirect URL carries its own state")
+        if args.state is not None or args.latest:
+            raise UsageError("--state and --latest go with --code; a redirect URL carries its own state")
         state = redirect_state(args.redirect_url)
         if not state:
             raise StateMismatch("the redirect carries no state: it does not answer a request made here")
-        path, pending = _find_pending(state, err)
+        path, pending = _find_pending(state, False, err)
         code = parse_redirect(pending, args.redirect_url)  # constant-time state check, error redirects
     else:
         if not args.code.strip():
             raise UsageError("--code is empty")
-        path, pending = _find_pending(args.state, err)
+        path, pending = _find_pending(args.state, args.latest, err)
         code = args.code.strip()
     client = _make_client(args, pending.client_id, pending.tenant, pending.authority_host)
+    _check_cache(client)  # a damaged cache: nothing sent, and the pending request is kept
     with client:
         try:
             tokens = client.exchange_code(pending, code=code)
-        except OAuthError:
+        except (OAuthError, TokensNotSaved):
             remove_quietly(path)  # the code was presented; the pending request cannot be reused
             raise
         remove_quietly(path)
@@ -648,8 +789,9 @@ def _username(args: argparse.Namespace) -> str:
 
 def cmd_password(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     username = _username(args)
-    password = _password(args)
     client = _make_client(args)
+    _check_cache(client)  # before the password is asked for, and before it is sent
+    password = _password(args)
     _ropc_notice(err)
     with client:
         tokens = client.acquire_by_password(username, password)
@@ -657,8 +799,17 @@ def cmd_password(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _refuse_refresh_token_argv(args: argparse.Namespace) -> None:
+    if args.refresh_token_argv is not None:
+        raise UsageError(
+            "never pass a refresh token on the command line: use --refresh-token-stdin (or the cached one)"
+        )
+
+
 def cmd_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _refuse_refresh_token_argv(args)
     client = _make_client(args)
+    _check_cache(client)  # a damaged cache is refused before the token is read or sent
     with client:
         token = (
             _read_stdin_secret("refresh token")
@@ -674,10 +825,11 @@ def cmd_device_code(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .device import DeviceCode
 
     def show(code: DeviceCode) -> None:
-        err.write(code.message + "\n")
+        err.write(_safe(code.message) + "\n")
         err.flush()
 
     client = _make_client(args)
+    _check_cache(client)
     with client:
         tokens = client.acquire_by_device_code(on_code=show, timeout=args.timeout)
     _print_tokens(tokens, args.json, out)
@@ -712,6 +864,7 @@ def _client_credential(args: argparse.Namespace) -> tuple[Optional[str], Optiona
 def cmd_client_credentials(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     secret, certificate = _client_credential(args)
     client = _make_client(args, client_secret=secret, client_certificate=certificate)
+    _check_cache(client)
     with client:
         tokens = client.acquire_for_client()
     _print_tokens(tokens, args.json, out)
@@ -725,7 +878,7 @@ def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         _print_tokens(tokens, True, out)
     else:
-        out.write(tokens.access_token + "\n")
+        out.write(_safe(tokens.access_token) + "\n")
     return 0
 
 
@@ -752,13 +905,13 @@ def cmd_accounts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(json.dumps({"accounts": listed}) + "\n")
     elif not listed:
         out.write("The token cache is empty.\n")
-    for account in [] if args.json else listed:
-        out.write(f"{account.get('username') or '(unknown user)'}  account {account['account']}\n")
-        out.write(f"  client {account.get('client_id')} at {account.get('host')}/{account.get('tenant')}\n")
+    for account in [] if args.json else listed:  # names and scopes come from tokens: shown made safe
+        out.write(_safe(f"{account.get('username') or '(unknown user)'}  account {account['account']}") + "\n")
+        out.write(_safe(f"  client {account.get('client_id')} at {account.get('host')}/{account.get('tenant')}") + "\n")
         for token in account["access_tokens"]:
             left = token["expires_in"]
             status = f"expires in {left // 60} min" if left > 0 else "expired"
-            out.write(f"  {' '.join(token['scopes'] or [])}: {status}\n")
+            out.write(f"  {_safe(' '.join(token['scopes'] or []))}: {status}\n")
     return 0
 
 
@@ -786,31 +939,67 @@ def cmd_logout(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+MAX_DATA_BYTES = 16 * 1024 * 1024
+
+
+def _data_file(name: str) -> str:
+    """The text of a --data @FILE: at most MAX_DATA_BYTES of UTF-8."""
+    if not name:
+        raise UsageError("--data @FILE needs a file name after the @")
+    try:
+        with open(name, "rb") as handle:
+            raw = handle.read(MAX_DATA_BYTES + 1)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise UsageError(f"cannot read the --data file: {reason}") from None
+    if len(raw) > MAX_DATA_BYTES:
+        raise UsageError(f"the --data file is larger than {MAX_DATA_BYTES // (1024 * 1024)} MiB")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError("the --data file is not UTF-8 text: it must hold a JSON request body") from None
+
+
 def _json_data(text: Optional[str]) -> Any:
     """The --data value: JSON text, or @file holding it."""
-    from pathlib import Path
-
     if text is None:
         return None
     if text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read the --data file: {type(exc).__name__}") from None
+        text = _data_file(text[1:])
     try:
         return json.loads(text)
     except (ValueError, RecursionError):
         raise UsageError("--data is not valid JSON") from None
 
 
+def _management_token(client: EntraClient, err: TextIO) -> str:
+    """A service principal's Azure Resource Manager token (used even when the cache cannot keep it)."""
+    from .databricks import MANAGEMENT_SCOPE
+
+    try:
+        return client.acquire_for_client(scopes=MANAGEMENT_SCOPE).access_token
+    except TokensNotSaved as exc:
+        err.write(f"warning: {_safe(exc)}\n")
+        return str(exc.tokens.access_token)
+
+
+def _print_payload(payload: Any, as_json: bool, out: TextIO) -> None:
+    if isinstance(payload, str):  # not JSON: the workspace's text, made safe for a terminal
+        text = _safe(payload, multiline=True)
+        out.write(text if text.endswith("\n") else text + "\n")
+    elif payload is not None:
+        out.write(json.dumps(payload, indent=None if as_json else 2) + "\n")
+
+
 def cmd_databricks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .auth import APP_ACCOUNT
-    from .databricks import MANAGEMENT_SCOPE, call, describe_error, normalize_host, workspace_tenant
+    from .databricks import call, describe_error, require_workspace_host, workspace_tenant
 
     given = args.host or _env("DATABRICKS_HOST")
     if not given:
         raise UsageError("a workspace is required: --host or DATABRICKS_HOST")
-    host = normalize_host(given)
+    allowed = args.allow_workspace_host or []
+    host = require_workspace_host(given, allowed)  # before anything is sent, even the tenant lookup
     body = _json_data(args.data)
     # A credential given (or refused: a secret on argv) means a service principal, as does --account app.
     service_principal = bool(
@@ -821,10 +1010,11 @@ def cmd_databricks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         or args.client_secret_argv is not None
     )
     secret, certificate = _client_credential(args) if service_principal else (None, None)
+    _cache(args).check_usable()
     tenant = _tenant(args) or workspace_tenant(host, timeout=args.timeout or 10.0)
     client = _make_client(args, tenant=tenant, client_secret=secret, client_certificate=certificate)
     with client:
-        management = client.acquire_for_client(scopes=MANAGEMENT_SCOPE) if args.sp_management_token else None
+        management = _management_token(client, err) if args.sp_management_token else None
         status, payload = call(
             client,
             host,
@@ -832,10 +1022,11 @@ def cmd_databricks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             args.path,
             json_body=body,
             resource_id=args.resource_id or _env("DATABRICKS_AZURE_RESOURCE_ID"),
-            management_token=management.access_token if management else None,
+            management_token=management,
             scopes=client.scopes,
             account=APP_ACCOUNT if service_principal else args.account,
             timeout=args.timeout or 30.0,
+            allowed_hosts=allowed,
         )
     if status >= 300:  # 4xx (and redirects): the workspace refused, exit 1; 5xx: it failed, exit 3
         message = describe_error(status, payload)
@@ -844,10 +1035,7 @@ def cmd_databricks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             err.write(f"oauth-core: error: {message}\n")
         return 3 if status >= 500 else 1
-    if isinstance(payload, str):
-        out.write(payload if payload.endswith("\n") else payload + "\n")
-    elif payload is not None:
-        out.write(json.dumps(payload, indent=None if args.json else 2) + "\n")
+    _print_payload(payload, args.json, out)
     return 0
 
 
@@ -868,6 +1056,7 @@ def _jwks_source(args: argparse.Namespace, claims: Dict[str, Any]) -> Callable[[
 
     tid = claims.get("tid") if isinstance(claims.get("tid"), str) else None
     authority = Authority.of(_authority_host(args), _tenant(args) or tid or "common")
+    authority.require_trusted(_trusted_hosts(args))  # keys from an untrusted host would "verify" anything
     fetched: Dict[str, Dict[str, Any]] = {}
 
     def source(refresh: bool) -> Dict[str, Any]:
@@ -922,11 +1111,11 @@ def cmd_decode(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if verified is None:
             out.write("Signature:  not checked (use --verify)\n")
         elif verified:
-            out.write(f"Signature:  valid (key {key_id})\n")
+            out.write(f"Signature:  valid (key {_safe(key_id)})\n")
         else:
-            out.write(f"Signature:  INVALID ({failure})\n")
+            out.write(f"Signature:  INVALID ({_safe(failure)})\n")
     if verified is False:
-        err.write(f"oauth-core: error: {failure}\n")
+        err.write(f"oauth-core: error: {_safe(failure)}\n")
         return SignatureVerificationError.exit_code
     return 0
 
@@ -938,6 +1127,7 @@ _BENCH_OPTIONS = {
     "certificate": "client-credentials",
     "code": "auth-code-replay",
     "state": "auth-code-replay",
+    "latest": "auth-code-replay",
 }
 
 
@@ -948,27 +1138,34 @@ def _bench_setup(args: argparse.Namespace, err: TextIO) -> tuple[EntraClient, Gr
 
     if args.password_argv is not None or args.client_secret_argv is not None:
         raise UsageError("never pass a password or client secret on the command line (see bench --help)")
+    _refuse_refresh_token_argv(args)
     for option, grant in _BENCH_OPTIONS.items():
         if getattr(args, option) and args.grant != grant:
             raise UsageError(f"--{option.replace('_', '-')} goes with --grant {grant}")
     if args.grant == "password":
         username = _username(args)
-        password = _password(args)
         client = _make_client(args)
+        _check_cache(client)
+        password = _password(args)
         _ropc_notice(err)
         return client, benchmark.password_bench_grant(client, username, password)
     if args.grant == "client-credentials":
         secret, certificate = _client_credential(args)
         client = _make_client(args, client_secret=secret, client_certificate=certificate)
+        _check_cache(client)
         return client, benchmark.client_credentials_bench_grant(client)
     if args.grant == "auth-code-replay":
         if not args.code or not args.code.strip():
-            raise UsageError("--grant auth-code-replay needs the --code (and --state) of an authorize-url sign-in")
-        path, pending = _find_pending(args.state, err)
-        remove_quietly(path)  # the code is about to be presented: the pending request cannot be reused
+            raise UsageError(
+                "--grant auth-code-replay needs the --code and --state of an authorize-url sign-in (or --latest)"
+            )
+        path, pending = _find_pending(args.state, args.latest, err)
         client = _make_client(args, pending.client_id, pending.tenant, pending.authority_host)
+        _check_cache(client)
+        remove_quietly(path)  # the code is about to be presented: the pending request cannot be reused
         return client, benchmark.code_replay_grant(pending, args.code.strip())
     client = _make_client(args)
+    _check_cache(client)
     stdin = args.refresh_token_stdin
     token = _read_stdin_secret("refresh token") if stdin else _cached_refresh_token(client, args.account)
     return client, benchmark.refresh_bench_grant(client, token)
@@ -999,7 +1196,12 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if progress is not None:
                 progress.close()
         benchmark.keep_newest_tokens(client, grant, result)
-    out.write(json.dumps(benchmark.result_json(result)) + "\n" if args.json else benchmark.render_text(result))
+    # The summary quotes the service's error texts: made safe for a terminal.
+    out.write(
+        json.dumps(benchmark.result_json(result)) + "\n"
+        if args.json
+        else _safe(benchmark.render_text(result), multiline=True)
+    )
     if args.plot:
         benchmark.plot_result(result, args.plot)
         err.write(f"plot written to {args.plot}\n")
@@ -1022,10 +1224,18 @@ def run_emulator(argv: List[str], out: TextIO) -> int:
     parser = _Parser(prog="oauth-core emulator", description="A local Entra ID compatible token service.")
     add_arguments(parser)
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     return run(args, out)
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """parse_args, but what it cannot place is reported by name (options) or count, never by value."""
+    args, extras = parser.parse_known_args(list(argv))
+    if extras:
+        raise UsageError(f"{_unrecognized(extras)} (see {parser.prog} --help)")
+    return args
 
 
 COMMANDS: Dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
@@ -1049,8 +1259,8 @@ COMMANDS: Dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
 # -- entry point ----------------------------------------------------------------------------------
 
 
-def _setup_logging(verbose: bool) -> None:
-    """With --verbose, log oauth_core's requests to stderr through a formatter that redacts tokens."""
+def _setup_logging(verbose: bool, err: TextIO) -> None:
+    """With --verbose, log oauth_core's requests to ``err`` through a formatter that redacts tokens."""
     if not verbose:
         return
     import logging
@@ -1061,7 +1271,7 @@ def _setup_logging(verbose: bool) -> None:
         def format(self, record: logging.LogRecord) -> str:
             return redacted_snippet(super().format(record).encode("utf-8"), limit=2000)
 
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(err)
     handler.setFormatter(RedactingFormatter("oauth-core: %(levelname)s %(message)s"))
     handler.set_name("oauth-core-cli")
     log = logging.getLogger("oauth_core")
@@ -1087,14 +1297,17 @@ def main(
             return run_emulator(args_list[args_list.index("emulator") + 1 :], out)
         parser = build_parser()
         try:
-            args = parser.parse_args(args_list)
+            args = _parse(parser, args_list)
         except SystemExit as exc:  # --help and --version
             return int(exc.code or 0)
         if args.command is None:
             parser.print_help(out)
             return 2
-        _setup_logging(args.verbose)
+        _check_not_blank(args)
+        _setup_logging(args.verbose, err)
         return COMMANDS[args.command](args, out, err)
+    except TokensNotSaved as exc:
+        return _unsaved(exc, out, err)
     except OAuthCoreError as exc:
         return _report(exc, as_json, err)
     except KeyboardInterrupt:

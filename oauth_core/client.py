@@ -2,6 +2,10 @@
 
 Everything protocol-shaped lives in :mod:`oauth_core.protocol` and :mod:`oauth_core.authorize`;
 this shell only sends requests (with tenacity around each send) and feeds responses back.
+
+Each send, retries included, ends by one call deadline (see :mod:`oauth_core.retry`), and the
+client's own ``httpx.Client`` never sends loopback traffic (a local emulator) to an environment
+proxy: ``HTTP_PROXY``/``ALL_PROXY`` keep serving Entra's hosts only.
 """
 
 from __future__ import annotations
@@ -12,20 +16,36 @@ import platform
 import threading
 import time
 import webbrowser
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import httpx
 
 from . import __version__
-from .authority import Authority
+from .authority import Authority, is_loopback_host
 from .authorize import PendingAuthorization
-from .base import ClientBase, Scopes, StepFlow, T, advance, start
+from .base import ClientBase, Scopes, StepFlow, T, advance, lost_code_error, start
 from .cache import TokenCache
 from .device import DeviceCode, Wait, print_message
-from .errors import OAuthCoreError, ResponseFormatError, TransientError, TransportError
+from .errors import OAuthCoreError, ResponseFormatError, TransientError
 from .pkce import new_state
 from .protocol import HttpRequest, HttpResponse, TokenSet, jwks_request, normalize_scopes, parse_jwks_response
-from .retry import NetworkFailure, RetryableResponse, RetryPolicy, is_retryable_response, sync_retrying
+from .retry import (
+    CALL_DEADLINE,
+    DeadlineBackend,
+    DeadlineReached,
+    NetworkFailure,
+    RetryableResponse,
+    RetryPolicy,
+    attempt_timeout,
+    call_budget,
+    clip_timeout,
+    install_deadline_backend,
+    is_retryable_response,
+    network_failure,
+    proxy_mounts,
+    sync_retrying,
+    transient_error,
+)
 
 if TYPE_CHECKING:
     from .assertion import ClientCertificate
@@ -49,23 +69,6 @@ class _NoCookies(http.cookiejar.CookieJar):
 
 
 _NO_AUTH = httpx.Auth()  # explicit: no credentials from the environment (.netrc) on token calls
-# Errors after which the service may have acted on the request (its answer was lost).
-_MAYBE_SENT = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)
-_RETRYABLE_NETWORK = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
-def network_failure(exc: httpx.HTTPError) -> Exception:
-    """Classify an httpx error: retryable :class:`NetworkFailure`, or a final :class:`TransportError`."""
-    text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        return TransportError(
-            "TLS certificate verification failed: set SSL_CERT_FILE (or pass a CA bundle) for your proxy or emulator"
-        )
-    if isinstance(exc, _RETRYABLE_NETWORK):
-        return NetworkFailure(type(exc).__name__, maybe_sent=isinstance(exc, _MAYBE_SENT))
-    if isinstance(exc, httpx.DecodingError):
-        return ResponseFormatError("the response body could not be decoded (bad content encoding)")
-    return TransportError(f"request failed: {type(exc).__name__}")
 
 
 def response_too_large(limit: int = MAX_RESPONSE_BYTES) -> ResponseFormatError:
@@ -76,50 +79,66 @@ def to_http_response(response: httpx.Response, body: bytes) -> HttpResponse:
     return HttpResponse(status=response.status_code, headers=tuple(response.headers.multi_items()), body=body)
 
 
-def transient_error(exc: BaseException, attempts: int, waits: List[float]) -> TransientError:
-    """The error for retries spent on ``exc`` (a RetryableResponse or NetworkFailure)."""
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(exc, RetryableResponse):
-        status: Optional[int] = exc.response.status
-        what = f"HTTP {status}"
-        if retry_after is not None:
-            what += f" (Retry-After {retry_after:g}s)"
-    else:
-        status, what = None, str(exc)
-    return TransientError(
-        f"the identity service kept failing: {what} after {attempts} attempt(s), {sum(waits):.1f}s of waiting",
-        attempts=attempts,
-        waits=waits,
-        status=status,
-        retry_after=retry_after,
-    )
+def final_error(
+    exc: Union[RetryableResponse, NetworkFailure],
+    request: HttpRequest,
+    attempts: int,
+    waits: List[float],
+    budget: Optional[float],
+) -> TransientError:
+    """The error that ends a call: a spent deadline, a code that may be used, or retries spent."""
+    deadline = None
+    if isinstance(exc, DeadlineReached):
+        deadline = f"the call's deadline of {budget or 0:g}s was reached ({exc.kind}) after {attempts} attempt(s)"
+    if request.single_use and not (isinstance(exc, NetworkFailure) and exc.not_sent):
+        return lost_code_error(exc, attempts, waits, what=deadline)
+    if deadline is not None:
+        return TransientError(f"timed out: {deadline}", attempts=attempts, waits=waits)
+    return transient_error(exc, attempts, waits)
 
 
-def fetch(http: httpx.Client, request: HttpRequest, *, extensions: Optional[Dict[str, Any]] = None) -> HttpResponse:
+def fetch(
+    http: httpx.Client,
+    request: HttpRequest,
+    *,
+    extensions: Optional[Dict[str, Any]] = None,
+    until: Optional[float] = None,
+) -> HttpResponse:
     """Send one request and read its answer: no redirects, no ambient auth, at most MAX_RESPONSE_BYTES.
 
-    ``extensions`` go to httpx (``oauth-core bench`` passes a ``trace`` callback).
+    ``extensions`` go to httpx (``oauth-core bench`` passes a ``trace`` callback). ``until`` is the
+    call deadline, a ``time.monotonic()`` instant: connect, headers and body all end by then.
 
     Raises:
-        NetworkFailure: a retryable network failure.
+        NetworkFailure: a retryable network failure (DeadlineReached: the deadline passed).
         TransportError / ResponseFormatError: final.
     """
+    token = None if until is None else CALL_DEADLINE.set(until)
     try:
+        clipped = None if until is None else clip_timeout(http.timeout, until)
         http_request = http.build_request(
-            request.method, request.url, headers=request.headers, content=request.body or None, extensions=extensions
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body or None,
+            extensions=extensions,
+            timeout=httpx.USE_CLIENT_DEFAULT if clipped is None else clipped,
         )
         response = http.send(http_request, auth=_NO_AUTH, follow_redirects=False, stream=True)
         try:
-            chunks = read_limited(response)
+            chunks = read_limited(response, until=until)
         finally:
             response.close()
     except httpx.HTTPError as exc:
         log.debug("%s %s failed: %s", request.method, request.url, type(exc).__name__)
-        raise network_failure(exc) from None
+        raise network_failure(exc, until=until) from None
+    finally:
+        if token is not None:
+            CALL_DEADLINE.reset(token)
     return to_http_response(response, b"".join(chunks))
 
 
-def send_once(http: httpx.Client, request: HttpRequest) -> HttpResponse:
+def send_once(http: httpx.Client, request: HttpRequest, *, until: Optional[float] = None) -> HttpResponse:
     """:func:`fetch`, with a retryable status (408/429/5xx) raised for the retry layer.
 
     Raises:
@@ -127,7 +146,7 @@ def send_once(http: httpx.Client, request: HttpRequest) -> HttpResponse:
         TransportError / ResponseFormatError: final.
     """
     started = time.perf_counter()
-    result = fetch(http, request)
+    result = fetch(http, request, until=until)
     log.debug(
         "%s %s -> %d in %.1f ms", request.method, request.url, result.status, (time.perf_counter() - started) * 1000
     )
@@ -136,8 +155,14 @@ def send_once(http: httpx.Client, request: HttpRequest) -> HttpResponse:
     return result
 
 
-def read_limited(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -> List[bytes]:
-    """The body's chunks, refusing (before or while reading) a body over ``limit`` bytes."""
+def read_limited(
+    response: httpx.Response, limit: int = MAX_RESPONSE_BYTES, *, until: Optional[float] = None
+) -> List[bytes]:
+    """The body's chunks, refusing (before or while reading) a body over ``limit`` bytes.
+
+    Raises:
+        httpx.ReadTimeout: the call deadline ``until`` (time.monotonic()) passed between chunks.
+    """
     length = response.headers.get("content-length")
     if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
         raise response_too_large(limit)
@@ -147,15 +172,46 @@ def read_limited(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -> L
         size += len(chunk)
         if size > limit:
             raise response_too_large(limit)
+        if until is not None and time.monotonic() >= until:
+            raise httpx.ReadTimeout("the call's deadline was reached")
         chunks.append(chunk)
     return chunks
 
 
+class LoopbackBypass(httpx.BaseTransport):
+    """An environment proxy that loopback destinations skip: local traffic never reaches a proxy."""
+
+    def __init__(self, proxy: httpx.BaseTransport, direct: httpx.BaseTransport) -> None:
+        self.proxy = proxy
+        self.direct = direct
+
+    def route(self, url: httpx.URL) -> httpx.BaseTransport:
+        """The transport for ``url``: direct for 127.0.0.0/8, ::1 and localhost, else the proxy."""
+        return self.direct if is_loopback_host(url.host) else self.proxy
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.route(request.url).handle_request(request)
+
+    def close(self) -> None:
+        self.proxy.close()
+        self.direct.close()
+
+
 def new_http_client(timeout: float) -> httpx.Client:
-    """The client's own httpx.Client: keep-alive, no redirects, no cookie jar, our User-Agent."""
-    return httpx.Client(
-        timeout=timeout, follow_redirects=False, cookies=_NoCookies(), headers={"user-agent": USER_AGENT}
+    """The client's own httpx.Client: keep-alive, no redirects, no cookie jar, our User-Agent.
+
+    Environment proxies serve non-loopback hosts only, and its sockets obey the call deadline.
+    """
+    http = httpx.Client(
+        timeout=timeout,
+        follow_redirects=False,
+        cookies=_NoCookies(),
+        headers={"user-agent": USER_AGENT},
+        mounts=proxy_mounts(httpx.HTTPTransport, LoopbackBypass, DeadlineBackend),
     )
+    if not install_deadline_backend(getattr(http, "_transport", None), DeadlineBackend):
+        log.debug("httpx layout not recognised: the call deadline is checked between reads only")
+    return http
 
 
 def fetch_jwks(authority: Authority, *, timeout: float = 30.0, retry: Optional[RetryPolicy] = None) -> Dict[str, Any]:
@@ -165,34 +221,39 @@ def fetch_jwks(authority: Authority, *, timeout: float = 30.0, retry: Optional[R
 
 
 def send_with_retry(
-    http: httpx.Client, request: HttpRequest, policy: RetryPolicy
+    http: httpx.Client, request: HttpRequest, policy: RetryPolicy, *, deadline: Optional[float] = None
 ) -> Tuple[HttpResponse, Optional[NetworkFailure], int, List[float]]:
     """Send with tenacity; returns the response, a failure whose response was lost, attempts and waits.
 
+    The whole call ends within ``deadline`` seconds (default :func:`~oauth_core.retry.call_budget`
+    of the client's timeout). A single-use request (a code) is resent only if it never left.
+
     Raises:
-        TransientError: retries spent.
+        TransientError: retries spent, the deadline reached, or a code whose outcome is unknown.
     """
+    budget = call_budget(policy, attempt_timeout(http.timeout)) if deadline is None else deadline
+    until = None if budget is None else time.monotonic() + budget
     started = policy.clock()
     try:  # the common case: no tenacity machinery for a request that succeeds at once
-        return send_once(http, request), None, 1, []
+        return send_once(http, request, until=until), None, 1, []
     except (RetryableResponse, NetworkFailure) as exc:
         first = exc
     lost = first if isinstance(first, NetworkFailure) and first.maybe_sent else None
     replay: List[BaseException] = [first]  # tenacity's first attempt replays the failure, then retries
     attempts, waits = 0, []  # type: int, List[float]
     try:
-        for attempt in sync_retrying(policy, waits, started):
+        for attempt in sync_retrying(policy, waits, started, until=until, single_use=request.single_use):
             with attempt:
                 attempts += 1
                 if replay:
                     raise replay.pop()
                 try:
-                    return send_once(http, request), lost, attempts, waits
+                    return send_once(http, request, until=until), lost, attempts, waits
                 except NetworkFailure as failure:
                     lost = lost or (failure if failure.maybe_sent else None)
                     raise
     except (RetryableResponse, NetworkFailure) as exc:
-        raise transient_error(exc, attempts, waits) from None
+        raise final_error(exc, request, attempts, waits, budget) from None
     raise AssertionError("unreachable: tenacity either returns or raises")
 
 
@@ -208,9 +269,11 @@ class EntraClient(ClientBase):
         client_secret: for confidential applications only.
         client_certificate: a :class:`ClientCertificate` for confidential applications (instead of a
             secret): each token request carries a freshly signed client assertion.
-        http_client: an ``httpx.Client`` to use instead of the client's own.
+        http_client: an ``httpx.Client`` to use instead of the client's own (its proxy settings are
+            its own, and the call deadline is then checked between reads only).
         retry: the :class:`RetryPolicy` for transient failures.
-        timeout: seconds for each request (connect, read, write, pool).
+        timeout: seconds for each connect, read, write and pool wait; one call, retries included,
+            ends within ``timeout x max_attempts`` plus the backoff, at most ``retry.deadline``.
         offline_access: add ``offline_access openid profile`` to user grants (refresh and id tokens).
         cache: where tokens are kept (:class:`MemoryTokenCache` by default, or a :class:`FileTokenCache`).
         clock: epoch seconds now (injectable for tests).

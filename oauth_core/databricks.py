@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -19,16 +19,19 @@ import httpx
 from .auth import SP_MANAGEMENT_TOKEN_HEADER, EntraAuth
 from .authority import is_loopback_host
 from .base import Scopes
-from .client import USER_AGENT, EntraClient, read_limited
+from .client import EntraClient, new_http_client, read_limited
 from .errors import ConfigError, InsecureAuthorityError, ResponseFormatError, TransportError
-from .protocol import DATABRICKS_SCOPE
+from .protocol import DATABRICKS_SCOPE, terminal_safe
 
 __all__ = [
     "MANAGEMENT_SCOPE",
     "MAX_RESPONSE_BYTES",
+    "WORKSPACE_DOMAINS",
     "call",
     "describe_error",
+    "is_workspace_host",
     "normalize_host",
+    "require_workspace_host",
     "workspace_tenant",
 ]
 
@@ -37,6 +40,8 @@ __all__ = [
 MANAGEMENT_SCOPE = "https://management.core.windows.net//.default"
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
+# Azure Databricks workspace DNS zones: public cloud, US Government, China (entra-protocol.md §1.7).
+WORKSPACE_DOMAINS = (".azuredatabricks.net", ".databricks.azure.us", ".databricks.azure.cn")
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _TENANT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -85,6 +90,50 @@ def normalize_host(host: str) -> str:
     return f"{parts.scheme}://{netloc}"
 
 
+def is_workspace_host(hostname: str) -> bool:
+    """True for an Azure Databricks workspace domain (any cloud) and for loopback hosts."""
+    host = hostname.strip("[]").lower()
+    if is_loopback_host(host):
+        return True
+    return any(host.endswith(domain) and len(host) > len(domain) for domain in WORKSPACE_DOMAINS)
+
+
+def _allowed_hostnames(allowed_hosts: Iterable[str]) -> set[str]:
+    names = set()
+    for entry in allowed_hosts:
+        if not entry.strip():
+            raise ConfigError("an allowed workspace host is empty")
+        names.add((urlsplit(normalize_host(entry)).hostname or "").lower())
+    return names
+
+
+def require_workspace_host(host: str, allowed_hosts: Iterable[str] = ()) -> str:
+    """:func:`normalize_host`, refusing a host the workspace token must not be sent to.
+
+    Args:
+        host: the workspace host or URL.
+        allowed_hosts: hosts (names or URLs) to accept besides the Azure Databricks domains
+            (:data:`WORKSPACE_DOMAINS`) and loopback.
+
+    Returns:
+        The workspace origin, ``scheme://host[:port]``.
+
+    Raises:
+        ConfigError: a malformed host (or allowed host).
+        InsecureAuthorityError: plain http to a remote host, or a host that is neither an Azure
+            Databricks workspace domain, nor loopback, nor allowed.
+    """
+    origin = normalize_host(host)
+    hostname = (urlsplit(origin).hostname or "").lower()
+    if is_workspace_host(hostname) or hostname in _allowed_hostnames(allowed_hosts):
+        return origin
+    zones = ", ".join("*" + domain for domain in WORKSPACE_DOMAINS)
+    raise InsecureAuthorityError(
+        f"{hostname} is not an Azure Databricks workspace host ({zones}) nor loopback, so the token is not "
+        f"sent to it: trust it explicitly with --allow-workspace-host {hostname} (library: allowed_hosts=)"
+    )
+
+
 def workspace_tenant(host: str, *, http_client: Optional[httpx.Client] = None, timeout: float = 10.0) -> str:
     """The Entra tenant id of a workspace, from where its ``/aad/auth`` redirects.
 
@@ -102,7 +151,7 @@ def workspace_tenant(host: str, *, http_client: Optional[httpx.Client] = None, t
         ResponseFormatError: it did not redirect to an Entra authorize URL with a tenant id.
     """
     url = normalize_host(host) + "/aad/auth"
-    http = http_client or httpx.Client(timeout=timeout, headers={"user-agent": USER_AGENT})
+    http = http_client or new_http_client(timeout)
     try:
         response = http.get(url, follow_redirects=False, auth=_NO_AUTH)
     except httpx.HTTPError as exc:
@@ -165,6 +214,7 @@ def call(
     account: Optional[str] = None,
     http_client: Optional[httpx.Client] = None,
     timeout: float = 30.0,
+    allowed_hosts: Iterable[str] = (),
 ) -> Tuple[int, Any]:
     """Call a workspace REST path with a token from ``client``'s cache, as the Azure Databricks docs do.
 
@@ -181,12 +231,15 @@ def call(
         account: which cached account, when the cache holds several.
         http_client: an ``httpx.Client`` to send with (redirects are not followed).
         timeout: seconds for the request, when this function makes its own client.
+        allowed_hosts: hosts to send the token to besides Azure Databricks domains and loopback
+            (see :func:`require_workspace_host`).
 
     Returns:
         The HTTP status and the body: parsed JSON, else text, or None when empty.
 
     Raises:
         ConfigError: a bad host, method, path, JSON body or resource id.
+        InsecureAuthorityError: a host that is not a workspace (nothing is sent).
         InteractionRequired: no cached token can be refreshed, or the workspace sent a claims challenge.
         TransportError: the workspace could not be reached.
         ResponseFormatError: the answer was too large.
@@ -194,7 +247,7 @@ def call(
     verb = method.strip().upper()
     if verb not in METHODS:
         raise ConfigError(f"the method must be one of {', '.join(sorted(METHODS))}")
-    origin = httpx.URL(normalize_host(host))
+    origin = httpx.URL(require_workspace_host(host, allowed_hosts))
     try:
         url = origin.join(_check_path(path))
     except httpx.InvalidURL:
@@ -205,7 +258,7 @@ def call(
     headers = {"accept": "application/json"}
     if management_token is not None:
         headers[SP_MANAGEMENT_TOKEN_HEADER] = management_token
-    http = http_client or httpx.Client(timeout=timeout, headers={"user-agent": USER_AGENT})
+    http = http_client or new_http_client(timeout)
     try:
         try:
             request = http.build_request(verb, url, headers=headers, json=json_body)
@@ -238,5 +291,5 @@ def describe_error(status: int, body: Any) -> str:
         detail = ""
     if 300 <= status < 400:
         detail = detail or "a redirect (the token was not accepted, or this is not an API path)"
-    detail = "".join(ch for ch in detail if ch.isprintable())[:500]
+    detail = "".join(ch for ch in terminal_safe(detail) if ch.isprintable())[:500]
     return f"{text}: {detail}" if detail else text

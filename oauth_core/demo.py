@@ -53,7 +53,7 @@ def scripted_sign_in(url: str, username: str, password: str, *, verify: bool | s
     Raises:
         OAuthCoreError: the page had no form, or the sign-in did not redirect (wrong password).
     """
-    with httpx.Client(verify=verify, follow_redirects=False, timeout=10.0) as browser:
+    with httpx.Client(verify=verify, follow_redirects=False, timeout=10.0, trust_env=False) as browser:
         page = browser.get(url)
         form = _FormParser()
         form.feed(page.text)

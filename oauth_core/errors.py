@@ -4,7 +4,9 @@
 
     OAuthCoreError                      base of everything raised on purpose; exit_code for the CLI
     ├── ConfigError                     a local mistake: bad argument, tenant, scope, file (exit 2)
-    │   └── InsecureAuthorityError      http to a non-loopback host, untrusted host (exit 4)
+    │   ├── InsecureAuthorityError      http to a non-loopback host, untrusted host (exit 4)
+    │   └── CacheError                  the token cache is damaged, unsafe, too large or unwritable
+    ├── TokensNotSaved                  tokens were issued but could not be cached (they ride on it)
     ├── RedirectError                   a redirect URL that is malformed or incomplete (exit 2)
     ├── SecurityCheckError              a protection fired (exit 4)
     │   ├── StateMismatch               redirect state differs from the pending request
@@ -39,6 +41,7 @@ __all__ = [
     "AuthorizationDeclined",
     "AuthorizationPending",
     "BadVerificationCode",
+    "CacheError",
     "ConfigError",
     "ExpiredToken",
     "InsecureAuthorityError",
@@ -62,6 +65,7 @@ __all__ = [
     "SlowDown",
     "StateMismatch",
     "TokenDecodeError",
+    "TokensNotSaved",
     "TransientError",
     "TransportError",
     "UnauthorizedClient",
@@ -87,6 +91,29 @@ class InsecureAuthorityError(ConfigError):
     """The authority would receive credentials over plain http, or is not trusted."""
 
     exit_code = 4
+
+
+class CacheError(ConfigError):
+    """The token cache cannot be used: damaged, of another version, unsafe permissions, too large."""
+
+
+class TokensNotSaved(OAuthCoreError):
+    """A grant succeeded but its tokens could not be written to the cache.
+
+    Nothing is lost: the new tokens ride on the error (a rotated refresh token or a redeemed
+    code cannot be had again), and ``cause`` says why the cache refused them.
+
+    Attributes:
+        tokens: the :class:`~oauth_core.protocol.TokenSet` the service issued.
+        cause: the cache's error.
+    """
+
+    exit_code = 0
+
+    def __init__(self, tokens: Any, cause: OAuthCoreError) -> None:
+        super().__init__(f"the new tokens could not be saved to the cache: {cause}")
+        self.tokens = tokens
+        self.cause = cause
 
 
 class RedirectError(OAuthCoreError, ValueError):

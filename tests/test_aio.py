@@ -267,7 +267,8 @@ def test_lost_code_redemption_response(policy: RetryPolicy, token_route: respx.R
     with pytest.raises(TransientError) as caught:
         run(lambda c: c.exchange_code(pending_request(c), code=CODE), policy)
     assert not isinstance(caught.value, OAuthError)
-    assert "lost" in str(caught.value) and caught.value.attempts == 2
+    assert "lost" in str(caught.value) and caught.value.attempts == 1
+    assert token_route.call_count == 1  # a code is single-use: a lost answer is never followed by a resend
 
 
 def test_lost_refresh_response_is_a_plain_invalid_grant(policy: RetryPolicy, token_route: respx.Route) -> None:

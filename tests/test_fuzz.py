@@ -1023,6 +1023,7 @@ def test_cache_file(shared_http: httpx.Client, content: bytes, min_validity: flo
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "tokens.json"
         path.write_bytes(content)
+        path.chmod(0o600)  # a cache others may read is refused before it is parsed
         exercise_cache(path, shared_http, min_validity)
         text = path.read_bytes()
         if text != content:  # the cache rewrote the file: it must be a whole, valid cache
@@ -1046,6 +1047,7 @@ CLI_ON_CACHE = [
 def run_cli_on_cache(home: Path, content: bytes, argv: List[str]) -> Tuple[int, str]:
     home.mkdir(parents=True, exist_ok=True)
     (home / "tokens.json").write_bytes(content)
+    (home / "tokens.json").chmod(0o600)  # a cache others may read is refused before it is parsed
     out, err = io.StringIO(), io.StringIO()
     with respx.mock(assert_all_called=False) as router:
         router.post(TOKEN_URL).mock(return_value=httpx.Response(200, json=FRESH_TOKEN_BODY))
@@ -1318,6 +1320,7 @@ FOUND_CACHE_FILES = {
 def test_found_cache_file_bugs(shared_http: httpx.Client, tmp_path: Path, name: str) -> None:
     path = tmp_path / "tokens.json"
     path.write_bytes(FOUND_CACHE_FILES[name])
+    path.chmod(0o600)
     exercise_cache(path, shared_http, 7200.0)
 
 

@@ -141,7 +141,7 @@ def test_lost_code_redemption_reports_the_lost_response(emulator: Emulator) -> N
         emulator.inject("token", Fault("drop_after"), times=1)  # redeemed, answer lost
         with pytest.raises(TransientError, match="lost"):
             client.exchange_code(pending, location)
-    assert recorder.waits == [0.25]
+    assert recorder.waits == []  # sent once: the code may have been redeemed
 
 
 def test_lost_refresh_response_with_rotation_is_invalid_grant(emulator: Emulator) -> None:

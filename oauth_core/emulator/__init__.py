@@ -72,9 +72,14 @@ class Emulator:
         host: the loopback address to listen on.
         ca_dir: where to write ``ca.pem`` (a private temp dir when None).
         clock: epoch-seconds clock for everything time-based (tests may pass a fake one).
+        workers: threads answering requests (idle connections never hold one).
+        idle_timeout: seconds an idle keep-alive connection, or one still sending its request
+            (or TLS handshake), stays open.
+        max_connections: open connections at most; the oldest idle one makes room for a new one.
 
     Raises:
-        ConfigError: cryptography is missing, or ``host`` is not a loopback address.
+        ConfigError: cryptography is missing, ``host`` is not a loopback address, or a pool size
+            or timeout is not positive.
     """
 
     def __init__(
@@ -86,8 +91,14 @@ class Emulator:
         host: str = "127.0.0.1",
         ca_dir: Optional[str] = None,
         clock: Optional[Callable[[], float]] = None,
+        workers: int = 16,
+        idle_timeout: float = 5.0,
+        max_connections: int = 1000,
     ) -> None:
         _require_crypto()
+        if workers < 1 or max_connections < 1 or not idle_timeout > 0:
+            raise ConfigError("workers and max_connections must be at least 1, idle_timeout above 0")
+        self._workers, self._idle_timeout, self._max_connections = workers, idle_timeout, max_connections
         self.config = config or EmulatorConfig.default()
         self._host = _check_host(host)
         self._port = port
@@ -109,7 +120,13 @@ class Emulator:
 
         tls = make_tls(self._ca_dir) if self._tls else None
         self._server = EmulatorServer(
-            App(Service(self.config, clock=self._clock)), host=self._host, port=self._port, tls=tls
+            App(Service(self.config, clock=self._clock)),
+            host=self._host,
+            port=self._port,
+            tls=tls,
+            workers=self._workers,
+            idle_timeout=self._idle_timeout,
+            max_connections=self._max_connections,
         )
         if tls is not None:
             self.ca_bundle, self._temp_dir = tls.ca_bundle, tls.temp_dir

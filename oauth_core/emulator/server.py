@@ -1,12 +1,15 @@
-"""The socket side: a threading HTTP/1.1 server on a loopback address, optional TLS, and faults.
+"""The socket side: an HTTP/1.1 server on a loopback address, optional TLS, and faults.
 
-``http.server.ThreadingHTTPServer`` with keep-alive and a ``Content-Length`` on every response.
-TLS handshakes run in the connection's own thread, so a silent client cannot stall the others.
-Injected faults (:mod:`.faults`) act here, around :meth:`.app.App.handle`.
+``http.server``'s request parsing with keep-alive and a ``Content-Length`` on every response,
+served by :mod:`.pool`: a reactor thread buffers each request whole, a fixed number of workers
+answer them, and idle or half-sent connections (TLS handshakes included) are closed after
+``idle_timeout`` without ever holding a thread. Injected faults (:mod:`.faults`) act here, around
+:meth:`.app.App.handle`; a ``delay`` parks the request on the pool's timers.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -16,15 +19,16 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from .aadsts import error_response, refusal
 from .app import App, grant_type_of, route
 from .faults import FAULT_ENDPOINTS, Fault, FaultQueue, fault_response
 from .keys import tls_material
+from .pool import CLOSE, KEEP, Conn, Deferred, Outcome, Pool
 from .wire import MAX_BODY, Request, RequestRecord, Response
 
 __all__ = ["EmulatorServer", "TlsFiles", "make_tls"]
@@ -65,44 +69,55 @@ def make_tls(ca_dir: Optional[str]) -> TlsFiles:
     return TlsFiles(context=context, ca_bundle=str(ca_path), temp_dir=temp_dir)
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    # socketserver's default listen backlog is 5: a burst of new connections (load tests, a pool
-    # opening many at once) would overflow it, and each dropped SYN costs a client a 1 s retransmit.
-    request_queue_size = 1024
+class _Out(io.BufferedIOBase):
+    """The response side of a connection: collects one answer, sends it whole on ``flush``."""
 
-    def __init__(self, address: Tuple[str, int], owner: EmulatorServer, family: socket.AddressFamily) -> None:
-        self.address_family = family
-        self.owner = owner
-        super().__init__(address, _Handler)
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self._parts: List[bytes] = []
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        conn = request
-        try:
-            if self.owner.tls is not None:
-                request.settimeout(10)
-                conn = self.owner.tls.context.wrap_socket(request, server_side=True)
-            self.owner.track(conn, add=True)
-            _Handler(conn, client_address, self)
-        except (OSError, ssl.SSLError, ValueError):
-            pass
-        finally:
-            self.owner.track(conn, add=False)
-            if conn is not request:
-                conn.close()
+    def writable(self) -> bool:
+        return True
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        _log.debug("emulator connection error", exc_info=True)
+    def write(self, data: Any) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        if self._parts:
+            out, self._parts = b"".join(self._parts), []
+            self._sock.sendall(out)
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """One request, already read whole by the pool, answered on the connection's socket."""
+
     protocol_version = "HTTP/1.1"
     server_version = "oauth-core-emulator"
     sys_version = ""
-    timeout = 120
-    disable_nagle_algorithm = True
-    server: _HttpServer
+
+    def __init__(self, conn: Conn, raw: bytes, owner: EmulatorServer) -> None:
+        # Not BaseRequestHandler's constructor: that one reads and answers a whole connection.
+        self.request = self.connection = conn.sock
+        self.client_address = conn.address
+        self.owner = owner
+        self.rfile = io.BytesIO(raw)
+        self.wfile = _Out(conn.sock)
+        self.close_connection = True
+        self.deferred: Optional[Deferred] = None
+
+    def run(self) -> Outcome:
+        """Answer the request; what the connection does next."""
+        self.handle_one_request()
+        return self.deferred or self._outcome()
+
+    def _outcome(self) -> Outcome:
+        self.wfile.flush()  # also the answers http.server writes itself (400, 414, 431, 501)
+        return CLOSE if self.close_connection else KEEP
+
+    def handle_expect_100(self) -> bool:
+        return True  # the pool already sent "100 Continue" while the body was on its way
 
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug("%s " + format, self.address_string(), *args)
@@ -113,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET
 
     def _serve(self) -> None:
-        owner = self.server.owner
+        owner = self.owner
         target = urlsplit(self.path)
         path = target.path or "/"
         endpoint, _ = route(path)
@@ -125,8 +140,23 @@ class _Handler(BaseHTTPRequestHandler):
         request = self._request(path, target.query)
         if request is None:
             return
+        if fault is not None and fault.kind == "delay":
+            # Parked on the pool's timers, not asleep in a worker: delayed requests hold no thread.
+            self.deferred = Deferred(fault.seconds, lambda: self._finish_later(request, path, endpoint, fault))
+            return
+        self._finish(request, path, endpoint, fault)
+
+    def _finish_later(self, request: Request, path: str, endpoint: str, fault: Optional[Fault]) -> Outcome:
+        self._finish(request, path, endpoint, fault)
+        return self._outcome()
+
+    def _finish(self, request: Request, path: str, endpoint: str, fault: Optional[Fault]) -> None:
+        owner = self.owner
         grant_type = grant_type_of(request) if endpoint == "token" else None
-        response = self._respond(owner, request, fault)
+        if fault is not None and fault.kind in ("status", "html"):
+            response = fault_response(fault, owner.app.service.ctx(request))
+        else:
+            response = owner.app.handle(request)
         if fault is not None and fault.kind == "drop_after":
             owner.record(self.command, path, endpoint, grant_type, None)
             self._drop()
@@ -134,15 +164,8 @@ class _Handler(BaseHTTPRequestHandler):
         owner.record(self.command, path, endpoint, grant_type, response.status)
         self._send(response, truncate=fault is not None and fault.kind == "truncate")
 
-    def _respond(self, owner: EmulatorServer, request: Request, fault: Optional[Fault]) -> Response:
-        if fault is not None and fault.kind == "delay":
-            time.sleep(fault.seconds)
-        if fault is not None and fault.kind in ("status", "html"):
-            return fault_response(fault, owner.app.service.ctx(request))
-        return owner.app.handle(request)
-
     def _request(self, path: str, query: str) -> Optional[Request]:
-        owner = self.server.owner
+        owner = self.owner
         headers = tuple((k.lower(), v) for k, v in self.headers.items())
         base = Request(self.command, path, (), headers, b"", owner.origin_for(self.headers.get("Host")))
         problem = self._body_problem()
@@ -190,6 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Read (and discard) what the client is still sending, so closing does not reset the answer."""
         deadline = time.monotonic() + seconds
         try:
+            self.wfile.flush()
             socket.socket.shutdown(self.connection, socket.SHUT_WR)
             while limit > 0 and time.monotonic() < deadline:
                 self.connection.settimeout(max(0.01, deadline - time.monotonic()))
@@ -210,49 +234,63 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class EmulatorServer:
-    """The listening socket, its serving thread, the fault queues and the request log."""
+    """The listening socket, the connection pool serving it, the fault queues and the request log.
 
-    def __init__(self, app: App, *, host: str, port: int, tls: Optional[TlsFiles]) -> None:
+    ``workers``, ``idle_timeout`` and ``max_connections`` size the pool (:mod:`.pool`): idle or
+    half-sent connections are closed after ``idle_timeout`` seconds and never hold a worker.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        host: str,
+        port: int,
+        tls: Optional[TlsFiles],
+        workers: int = 16,
+        idle_timeout: float = 5.0,
+        max_connections: int = 1000,
+    ) -> None:
         self.app = app
         self.tls = tls
         self.faults = FaultQueue()
         self.records: List[RequestRecord] = []
         self._lock = threading.Lock()
-        self._connections: Set[Any] = set()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._httpd = _HttpServer((host, port), self, family)
-        self.port: int = self._httpd.server_address[1]
+        # A deep listen backlog: a burst of new connections (load tests, a pool opening many at once)
+        # would overflow a short one, and each dropped SYN costs a client a 1 s retransmit.
+        listener = socket.create_server((host, port), family=family, backlog=1024)
+        self.port: int = listener.getsockname()[1]
         self.scheme = "https" if tls else "http"
         self.origin = f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{self.port}"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="oauth-core-emulator", daemon=True
-        )
+        try:
+            self._pool = Pool(
+                listener,
+                lambda conn, raw: _Handler(conn, raw, self).run(),
+                tls=tls.context if tls else None,
+                workers=workers,
+                idle_timeout=idle_timeout,
+                max_connections=max_connections,
+                max_body=MAX_BODY,
+            )
+        except BaseException:
+            listener.close()
+            raise
+        self._started = False
 
     def start(self) -> None:
-        """Serve in a daemon thread."""
-        self._thread.start()
+        """Serve: a reactor thread and the worker threads (daemons)."""
+        if not self._started:
+            self._started = True
+            self._pool.start()
 
     def stop(self) -> None:
         """Stop serving, close the listening socket and every open connection."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-        self._httpd.server_close()
-        with self._lock:
-            open_connections = list(self._connections)
-        for conn in open_connections:
-            try:
-                socket.socket.shutdown(conn, socket.SHUT_RDWR)  # the raw socket, even under TLS
-            except OSError:
-                pass
+        self._pool.stop()
 
-    def track(self, conn: Any, *, add: bool) -> None:
-        """Remember (or forget) an open connection, so :meth:`stop` can close it."""
-        with self._lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
+    def stats(self) -> Dict[str, int]:
+        """How many connections are open and how many workers are idle."""
+        return self._pool.stats()
 
     def record(self, method: str, path: str, endpoint: str, grant_type: Optional[str], status: Optional[int]) -> None:
         """Append to the request log."""
