@@ -169,7 +169,7 @@ def _oauth_core_http(endpoint: Endpoint, *, asynchronous: bool) -> Dict[str, Any
         return {}
     import httpx
 
-    from oauth_core.client import USER_AGENT
+    from oauth_core.drivers.sync import USER_AGENT
 
     cls: Any = httpx.AsyncClient if asynchronous else httpx.Client
     client = cls(follow_redirects=False, cookies=NoJar(), headers={"user-agent": USER_AGENT}, **_transport(endpoint))
@@ -180,26 +180,27 @@ class OauthCoreRunner(Runner):
     name = "oauth_core"
 
     def __init__(self, endpoint: Endpoint) -> None:
-        from oauth_core.client import EntraClient
+        from oauth_core.drivers.sync import EntraClient
 
         with trusting(endpoint.ca):
+            http = _oauth_core_http(endpoint, asynchronous=False)
             self.client = EntraClient(
                 endpoint.client_id,
                 endpoint.tenant,
                 authority_host=None if endpoint.mock else endpoint.origin,
                 scopes=endpoint.scope,
-                **_oauth_core_http(endpoint, asynchronous=False),
+                **http,
             )
         self.refresh_token = endpoint.refresh_token
-        self._own_http = endpoint.mock
+        self._own_http = http.get("http_client")  # a client handed in is the caller's to close
 
     def once(self) -> None:
         self.client.refresh(self.refresh_token)
 
     def close(self) -> None:
         self.client.close()
-        if self._own_http:
-            self.client._http.close()
+        if self._own_http is not None:
+            self._own_http.close()
 
 
 class AsyncOauthCoreRunner(AsyncRunner):
@@ -207,32 +208,34 @@ class AsyncOauthCoreRunner(AsyncRunner):
 
     def __init__(self, endpoint: Endpoint) -> None:
         try:
-            from oauth_core.aio import AsyncEntraClient
+            from oauth_core.drivers.aio import AsyncEntraClient
         except ImportError:
-            raise Skip("oauth_core.aio not available") from None
+            raise Skip("oauth_core.drivers.aio not available") from None
         super().__init__()
 
         async def build() -> Any:  # the AsyncClient is made inside the loop that will drive it
             with trusting(endpoint.ca):
+                http = _oauth_core_http(endpoint, asynchronous=True)
+                self._own_http = http.get("http_client")  # a client handed in is the caller's to close
                 return AsyncEntraClient(
                     endpoint.client_id,
                     endpoint.tenant,
                     authority_host=None if endpoint.mock else endpoint.origin,
                     scopes=endpoint.scope,
-                    **_oauth_core_http(endpoint, asynchronous=True),
+                    **http,
                 )
 
+        self._own_http: Any = None
         self.client = self.loop.run_until_complete(build())
         self.refresh_token = endpoint.refresh_token
-        self._own_http = endpoint.mock
 
     async def aonce(self) -> None:
         await self.client.refresh(self.refresh_token)
 
     async def aclose(self) -> None:
         await self.client.aclose()
-        if self._own_http:
-            await self.client._http.aclose()
+        if self._own_http is not None:
+            await self._own_http.aclose()
 
 
 class AuthlibRunner(Runner):

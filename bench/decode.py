@@ -51,7 +51,7 @@ MALFORMED: Dict[str, str] = {
 
 def decoders() -> Tuple[Dict[str, Callable[[str], Any]], List[str]]:
     """The decoders to compare, and skip lines for those that cannot be imported."""
-    from oauth_core.claims import unverified_claims
+    from oauth_core.core.claims import unverified_claims
 
     found: Dict[str, Callable[[str], Any]] = {
         "floor": floor,

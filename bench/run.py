@@ -281,7 +281,7 @@ def _has(module: str) -> bool:
 
 def _emulator_endpoint(info: Dict[str, Any]) -> Endpoint:
     """A refresh token from the emulator (password grant for its test user), and where to redeem it."""
-    from oauth_core.client import EntraClient
+    from oauth_core.drivers.sync import EntraClient
 
     from .entra import SCOPE
 

@@ -13,24 +13,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from .aio import (
-        AsyncEntraClient as AsyncEntraClient,
-    )
-    from .assertion import (
+    from .core.assertion import (
         ClientCertificate as ClientCertificate,
     )
-    from .auth import (
-        EntraAuth as EntraAuth,
-    )
-    from .authority import (
+    from .core.authority import (
         Authority as Authority,
     )
-    from .authorize import (
+    from .core.authorize import (
         PendingAuthorization as PendingAuthorization,
         build_authorization_request as build_authorization_request,
         parse_redirect as parse_redirect,
     )
-    from .claims import (
+    from .core.claims import (
         TokenInfo as TokenInfo,
         decode_claims as decode_claims,
         inspect_token as inspect_token,
@@ -39,16 +33,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         verify_signature as verify_signature,
         verify_with_refresh as verify_with_refresh,
     )
-    from .client import (
-        EntraClient as EntraClient,
-    )
-    from .databricks import (
-        workspace_tenant as workspace_tenant,
-    )
-    from .device import (
+    from .core.device import (
         DeviceCode as DeviceCode,
     )
-    from .errors import (
+    from .core.errors import (
         AADSTS as AADSTS,
         AccessDenied as AccessDenied,
         AuthorizationDeclined as AuthorizationDeclined,
@@ -84,77 +72,101 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         UnauthorizedClient as UnauthorizedClient,
         UnknownSigningKey as UnknownSigningKey,
     )
-    from .protocol import (
-        DATABRICKS_SCOPE as DATABRICKS_SCOPE,
+    from .core.grants import (
+        build_token_request as build_token_request,
+    )
+    from .core.messages import (
         HttpRequest as HttpRequest,
         HttpResponse as HttpResponse,
         TokenSet as TokenSet,
-        build_token_request as build_token_request,
         parse_token_response as parse_token_response,
     )
-    from .retry import (
+    from .core.scopes import (
+        DATABRICKS_SCOPE as DATABRICKS_SCOPE,
+    )
+    from .drivers.aio import (
+        AsyncEntraClient as AsyncEntraClient,
+    )
+    from .drivers.retry import (
         RetryPolicy as RetryPolicy,
+    )
+    from .drivers.stores import (
+        FileTokenCache as FileTokenCache,
+        MemoryTokenCache as MemoryTokenCache,
+    )
+    from .drivers.sync import (
+        EntraClient as EntraClient,
+    )
+    from .integrations.databricks import (
+        DatabricksAuth as DatabricksAuth,
+        workspace_tenant as workspace_tenant,
+    )
+    from .integrations.httpx_auth import (
+        EntraAuth as EntraAuth,
     )
 
 _LAZY = {
-    "AADSTS": "errors",
-    "AccessDenied": "errors",
-    "AsyncEntraClient": "aio",
-    "Authority": "authority",
-    "AuthorizationDeclined": "errors",
-    "AuthorizationPending": "errors",
-    "BadVerificationCode": "errors",
-    "ClientCertificate": "assertion",
-    "CacheError": "errors",
-    "ConfigError": "errors",
-    "DATABRICKS_SCOPE": "protocol",
-    "DeviceCode": "device",
-    "EntraAuth": "auth",
-    "EntraClient": "client",
-    "ExpiredToken": "errors",
-    "HttpRequest": "protocol",
-    "HttpResponse": "protocol",
-    "InsecureAuthorityError": "errors",
-    "InteractionRequired": "errors",
-    "InteractionTimeout": "errors",
-    "InvalidClient": "errors",
-    "InvalidGrant": "errors",
-    "InvalidRequest": "errors",
-    "InvalidResource": "errors",
-    "InvalidScope": "errors",
-    "InvalidTenant": "errors",
-    "LoopDetected": "errors",
-    "NonceMismatch": "errors",
-    "OAuthCoreError": "errors",
-    "OAuthError": "errors",
-    "PendingAuthorization": "authorize",
-    "RedirectError": "errors",
-    "ResponseFormatError": "errors",
-    "RetryPolicy": "retry",
-    "SecurityCheckError": "errors",
-    "ServerError": "errors",
-    "SignatureVerificationError": "errors",
-    "SlowDown": "errors",
-    "StateMismatch": "errors",
-    "TokenDecodeError": "errors",
-    "TokensNotSaved": "errors",
-    "TokenInfo": "claims",
-    "TokenSet": "protocol",
-    "TransientError": "errors",
-    "TransportError": "errors",
-    "UnauthorizedClient": "errors",
-    "UnknownSigningKey": "errors",
-    "build_authorization_request": "authorize",
-    "build_token_request": "protocol",
-    "decode_claims": "claims",
-    "inspect_token": "claims",
-    "parse_redirect": "authorize",
-    "parse_token_response": "protocol",
-    "unverified_claims": "claims",
-    "unverified_header": "claims",
-    "verify_signature": "claims",
-    "verify_with_refresh": "claims",
-    "workspace_tenant": "databricks",
+    "AADSTS": "core.aadsts",
+    "AccessDenied": "core.errors",
+    "AsyncEntraClient": "drivers.aio",
+    "Authority": "core.authority",
+    "AuthorizationDeclined": "core.errors",
+    "AuthorizationPending": "core.errors",
+    "BadVerificationCode": "core.errors",
+    "ClientCertificate": "core.assertion",
+    "CacheError": "core.errors",
+    "ConfigError": "core.errors",
+    "DATABRICKS_SCOPE": "core.scopes",
+    "DatabricksAuth": "integrations.databricks",
+    "DeviceCode": "core.device",
+    "EntraAuth": "integrations.httpx_auth",
+    "EntraClient": "drivers.sync",
+    "ExpiredToken": "core.errors",
+    "FileTokenCache": "drivers.stores",
+    "HttpRequest": "core.messages",
+    "HttpResponse": "core.messages",
+    "InsecureAuthorityError": "core.errors",
+    "InteractionRequired": "core.errors",
+    "InteractionTimeout": "core.errors",
+    "InvalidClient": "core.errors",
+    "InvalidGrant": "core.errors",
+    "InvalidRequest": "core.errors",
+    "InvalidResource": "core.errors",
+    "InvalidScope": "core.errors",
+    "InvalidTenant": "core.errors",
+    "LoopDetected": "core.errors",
+    "MemoryTokenCache": "drivers.stores",
+    "NonceMismatch": "core.errors",
+    "OAuthCoreError": "core.errors",
+    "OAuthError": "core.errors",
+    "PendingAuthorization": "core.authorize",
+    "RedirectError": "core.errors",
+    "ResponseFormatError": "core.errors",
+    "RetryPolicy": "drivers.retry",
+    "SecurityCheckError": "core.errors",
+    "ServerError": "core.errors",
+    "SignatureVerificationError": "core.errors",
+    "SlowDown": "core.errors",
+    "StateMismatch": "core.errors",
+    "TokenDecodeError": "core.errors",
+    "TokensNotSaved": "core.errors",
+    "TokenInfo": "core.claims",
+    "TokenSet": "core.messages",
+    "TransientError": "core.errors",
+    "TransportError": "core.errors",
+    "UnauthorizedClient": "core.errors",
+    "UnknownSigningKey": "core.errors",
+    "build_authorization_request": "core.authorize",
+    "build_token_request": "core.grants",
+    "decode_claims": "core.claims",
+    "inspect_token": "core.claims",
+    "parse_redirect": "core.authorize",
+    "parse_token_response": "core.messages",
+    "unverified_claims": "core.claims",
+    "unverified_header": "core.claims",
+    "verify_signature": "core.claims",
+    "verify_with_refresh": "core.claims",
+    "workspace_tenant": "integrations.databricks",
 }
 
 __all__ = [
@@ -169,10 +181,12 @@ __all__ = [
     "ClientCertificate",
     "ConfigError",
     "DATABRICKS_SCOPE",
+    "DatabricksAuth",
     "DeviceCode",
     "EntraAuth",
     "EntraClient",
     "ExpiredToken",
+    "FileTokenCache",
     "HttpRequest",
     "HttpResponse",
     "InsecureAuthorityError",
@@ -185,6 +199,7 @@ __all__ = [
     "InvalidScope",
     "InvalidTenant",
     "LoopDetected",
+    "MemoryTokenCache",
     "NonceMismatch",
     "OAuthCoreError",
     "OAuthError",

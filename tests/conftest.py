@@ -13,7 +13,7 @@ from typing import Any, Callable, List
 
 import pytest
 
-from oauth_core.retry import RetryPolicy
+from oauth_core.drivers.retry import RetryPolicy
 
 ISOLATED_ENV = (
     "AZURE_TENANT_ID",
@@ -94,11 +94,13 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeClock
 
     Patching ``time.sleep`` would not help: the dataclass default ``sleep=time.sleep`` captured
     the function object when retry.py was imported. The clients look ``RetryPolicy`` up in
-    ``oauth_core.base`` at call time, so that name is what gets replaced.
+    their driver module at call time, so that name is what gets replaced.
     """
-    import oauth_core.base
+    import oauth_core.drivers.aio
+    import oauth_core.drivers.sync
 
-    monkeypatch.setattr(
-        oauth_core.base, "RetryPolicy", functools.partial(RetryPolicy, sleep=clock.sleep, clock=clock.monotonic)
-    )
+    for driver in (oauth_core.drivers.sync, oauth_core.drivers.aio):
+        monkeypatch.setattr(
+            driver, "RetryPolicy", functools.partial(RetryPolicy, sleep=clock.sleep, clock=clock.monotonic)
+        )
     return clock

@@ -20,14 +20,9 @@ import pytest
 import respx
 from fixturelib import CLIENT_ID, NONCE, TENANT_ID, load_claims, load_response, mint_jwt, token_response_body
 
-from oauth_core import aio, client
-from oauth_core.aio import AsyncEntraClient
-from oauth_core.authority import Authority
-from oauth_core.authorize import PendingAuthorization, build_authorization_request
-from oauth_core.base import ClientBase
-from oauth_core.cache import FileTokenCache, MemoryTokenCache
-from oauth_core.client import MAX_RESPONSE_BYTES, EntraClient
-from oauth_core.errors import (
+from oauth_core.core.authority import Authority
+from oauth_core.core.authorize import PendingAuthorization, build_authorization_request
+from oauth_core.core.errors import (
     ConfigError,
     InteractionRequired,
     InvalidGrant,
@@ -36,7 +31,8 @@ from oauth_core.errors import (
     ResponseFormatError,
     TransientError,
 )
-from oauth_core.protocol import (
+from oauth_core.core.flows import ClientBase
+from oauth_core.core.protocol import (
     HttpRequest,
     TokenSet,
     authorization_code_grant,
@@ -45,7 +41,11 @@ from oauth_core.protocol import (
     password_grant,
     refresh_token_grant,
 )
-from oauth_core.retry import RetryPolicy
+from oauth_core.drivers import aio, sync as client
+from oauth_core.drivers.aio import AsyncEntraClient
+from oauth_core.drivers.retry import RetryPolicy
+from oauth_core.drivers.stores import FileTokenCache, MemoryTokenCache
+from oauth_core.drivers.sync import MAX_RESPONSE_BYTES, EntraClient
 
 HOST = "https://login.microsoftonline.com"
 TOKEN_URL = f"{HOST}/{TENANT_ID}/oauth2/v2.0/token"
@@ -340,7 +340,7 @@ def test_constructor_checks_like_the_sync_one() -> None:
 
 pytest.importorskip("cryptography", reason="the emulator needs the crypto extra")
 
-from oauth_core.demo import scripted_sign_in  # noqa: E402
+from oauth_core.cli.demo import scripted_sign_in  # noqa: E402
 from oauth_core.emulator import Emulator, EmulatorConfig, Fault  # noqa: E402
 
 

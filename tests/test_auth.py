@@ -22,14 +22,14 @@ import pytest
 pytest.importorskip("cryptography", reason="the emulator needs the crypto extra")
 
 from oauth_core import ConfigError, EntraAuth, EntraClient, InteractionRequired, ResponseFormatError, TokenSet
-from oauth_core.auth import (
+from oauth_core.emulator import Emulator, EmulatorConfig
+from oauth_core.integrations.httpx_auth import (
     APP_ACCOUNT,
     WORKSPACE_RESOURCE_ID_HEADER,
     bearer_challenge,
     build_workspace_resource_id,
     check_workspace_resource_id,
 )
-from oauth_core.emulator import Emulator, EmulatorConfig
 
 CLUSTERS = "/api/2.0/clusters/list"
 SUBSCRIPTION = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
@@ -332,6 +332,36 @@ def test_a_workspace_header_the_caller_set_wins(signed_in: Tuple[EntraClient, To
     assert stand_in.requests[0].headers[WORKSPACE_RESOURCE_ID_HEADER.lower()] == other
 
 
+def test_databricks_auth_sends_the_workspace_headers(
+    signed_in: Tuple[EntraClient, TokenSet], stand_in: StandIn
+) -> None:
+    from oauth_core import DatabricksAuth
+    from oauth_core.integrations.databricks import SP_MANAGEMENT_TOKEN_HEADER
+
+    client, tokens = signed_in
+    auth = DatabricksAuth(client, workspace_resource_id=RESOURCE_ID, management_token="arm-token-value")
+    with httpx.Client(auth=auth) as http:
+        http.get(stand_in.url + CLUSTERS)
+    sent = stand_in.requests[0].headers
+    assert sent[WORKSPACE_RESOURCE_ID_HEADER.lower()] == RESOURCE_ID
+    assert sent[SP_MANAGEMENT_TOKEN_HEADER.lower()] == "arm-token-value"
+    assert bearer(stand_in.requests[0]) == f"Bearer {tokens.access_token}"
+    assert auth.workspace_resource_id == RESOURCE_ID
+    assert "arm-token-value" not in repr(auth) and RESOURCE_ID in repr(auth)
+
+
+def test_generic_headers_do_not_override_the_callers(
+    signed_in: Tuple[EntraClient, TokenSet], stand_in: StandIn
+) -> None:
+    client, _ = signed_in
+    auth = EntraAuth(client, headers={"x-route": "default", "x-tenant-hint": "contoso"})
+    with httpx.Client(auth=auth) as http:
+        http.get(stand_in.url + CLUSTERS, headers={"x-route": "mine"})
+    sent = stand_in.requests[0].headers
+    assert (sent["x-route"], sent["x-tenant-hint"]) == ("mine", "contoso")
+    assert WORKSPACE_RESOURCE_ID_HEADER.lower() not in sent and auth.workspace_resource_id is None
+
+
 def test_nobody_signed_in_raises_interaction_required(emulator: Emulator, stand_in: StandIn) -> None:
     with make_client(emulator) as client, httpx.Client(auth=EntraAuth(client)) as http:
         with pytest.raises(InteractionRequired):
@@ -360,9 +390,9 @@ def test_async_client_with_a_sync_entra_client(
 
 def _async_client_class() -> Any:
     try:
-        from oauth_core.aio import AsyncEntraClient
+        from oauth_core.drivers.aio import AsyncEntraClient
     except ImportError:
-        pytest.skip("oauth_core.aio (AsyncEntraClient) is not in this tree yet")
+        pytest.skip("oauth_core.drivers.aio (AsyncEntraClient) is not in this tree yet")
     return AsyncEntraClient
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from oauth_core.authority import (
+from oauth_core.cli.exit_codes import exit_code_for
+from oauth_core.core.authority import (
     CLOUD_ALIASES,
     DEFAULT_AUTHORITY_HOST,
     DEFAULT_TENANT,
@@ -12,7 +13,7 @@ from oauth_core.authority import (
     Authority,
     is_loopback_host,
 )
-from oauth_core.errors import ConfigError, InsecureAuthorityError
+from oauth_core.core.errors import ConfigError, InsecureAuthorityError
 
 TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
 
@@ -116,7 +117,7 @@ def test_http_allowed_for_loopback(given: str, host: str) -> None:
 def test_http_refused_for_non_loopback(given: str) -> None:
     with pytest.raises(InsecureAuthorityError) as info:
         Authority.of(given, TENANT)
-    assert info.value.exit_code == 4
+    assert exit_code_for(info.value) == 4
     assert isinstance(info.value, ConfigError)
 
 
@@ -146,7 +147,7 @@ def test_malformed_or_decorated_hosts_refused(given: str) -> None:
         Authority.of(given, TENANT)
     # these are config mistakes, not the insecure-http refusal
     assert type(info.value) is ConfigError
-    assert info.value.exit_code == 2
+    assert exit_code_for(info.value) == 2
 
 
 def test_credentials_do_not_leak_into_the_error_message() -> None:
@@ -261,7 +262,7 @@ def test_valid_tenants(given: str, tenant: str) -> None:
 def test_invalid_tenants_refused(given: str) -> None:
     with pytest.raises(ConfigError) as info:
         Authority.of(None, given)
-    assert info.value.exit_code == 2
+    assert exit_code_for(info.value) == 2
 
 
 def test_all_zero_guid_error_says_why() -> None:

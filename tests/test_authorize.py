@@ -11,8 +11,9 @@ import pytest
 from fixturelib import CLIENT_ID, NONCE, STATE, TENANT_ID, load_redirects, load_response, mint_jwt, token_response_body
 from hypothesis import given, settings, strategies as st
 
-from oauth_core.authority import Authority
-from oauth_core.authorize import (
+from oauth_core.cli.exit_codes import exit_code_for
+from oauth_core.core.authority import Authority
+from oauth_core.core.authorize import (
     MAX_REDIRECT_LENGTH,
     PendingAuthorization,
     build_authorization_request,
@@ -21,7 +22,7 @@ from oauth_core.authorize import (
     parse_redirect,
     redirect_state,
 )
-from oauth_core.errors import (
+from oauth_core.core.errors import (
     AccessDenied,
     ConfigError,
     InteractionRequired,
@@ -32,8 +33,8 @@ from oauth_core.errors import (
     ServerError,
     StateMismatch,
 )
-from oauth_core.pkce import code_challenge
-from oauth_core.protocol import HttpRequest, HttpResponse, TokenSet
+from oauth_core.core.pkce import code_challenge
+from oauth_core.core.protocol import HttpRequest, HttpResponse, TokenSet
 
 AUTHORITY = Authority.of(None, TENANT_ID)
 AUTHORIZE_URL = f"https://login.microsoftonline.com/{TENANT_ID}/oauth2/v2.0/authorize"
@@ -398,7 +399,7 @@ def test_other_endpoint_refused(redirect_uri: str, redirect: str) -> None:
 def test_state_mismatch() -> None:
     with pytest.raises(StateMismatch) as info:
         parse_redirect(pending(state="expected-state"), REDIRECTS["success"])
-    assert info.value.exit_code == 4
+    assert exit_code_for(info.value) == 4
     assert "expected-state" not in str(info.value)
     assert STATE not in str(info.value)
 
@@ -417,7 +418,7 @@ def test_state_mismatch() -> None:
 def test_missing_or_wrong_state(redirect: str) -> None:
     with pytest.raises(StateMismatch) as info:
         parse_redirect(pending(), redirect)
-    assert info.value.exit_code == 4
+    assert exit_code_for(info.value) == 4
 
 
 @pytest.mark.parametrize("name", ["duplicate_state", "duplicate_code"])
@@ -616,6 +617,14 @@ def test_exchange_success_with_matching_nonce() -> None:
     assert tokens.refresh_token
 
 
+def test_exchange_dates_the_tokens_by_the_given_clock() -> None:
+    response = _token_response(_id_token(nonce=NONCE))
+    flow, _request = _start(pending(), clock=lambda: 1000.0)
+    with pytest.raises(StopIteration) as stop:
+        flow.send(response)
+    assert stop.value.value.expires_at == 1000.0 + float(json.loads(response.body)["expires_in"])
+
+
 def test_exchange_with_the_recorded_success_response() -> None:
     record = load_response("success-authorization-code")
     flow, _request = _start(pending())
@@ -630,7 +639,7 @@ def test_exchange_nonce_mismatch(nonce: Any) -> None:
     flow, _request = _start(pending())
     with pytest.raises(NonceMismatch) as info:
         flow.send(_token_response(_id_token(nonce=nonce)))
-    assert info.value.exit_code == 4
+    assert exit_code_for(info.value) == 4
     assert NONCE not in str(info.value)
 
 

@@ -15,7 +15,7 @@ pytest.importorskip("cryptography", reason="the emulator needs the crypto extra"
 
 from oauth_core.benchmark import BenchSettings, throttle_warning
 from oauth_core.cli import main
-from oauth_core.demo import scripted_sign_in
+from oauth_core.cli.demo import scripted_sign_in
 from oauth_core.emulator import Emulator, EmulatorConfig, Fault
 
 JSON_KEYS = {"config", "summary", "phases", "statuses", "throttled", "errors", "samples"}

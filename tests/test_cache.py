@@ -18,11 +18,9 @@ import pytest
 import respx
 
 from oauth_core import EntraClient, InteractionRequired, RetryPolicy, TransientError
-from oauth_core.cache import (
+from oauth_core.core.cache_rules import (
     CacheEntry,
     CacheScope,
-    FileTokenCache,
-    MemoryTokenCache,
     accounts,
     find_access_token,
     find_refresh_token,
@@ -32,8 +30,9 @@ from oauth_core.cache import (
     scope_key,
     store,
 )
-from oauth_core.errors import ConfigError
-from oauth_core.protocol import DATABRICKS_SCOPE, TokenSet
+from oauth_core.core.errors import ConfigError
+from oauth_core.core.protocol import DATABRICKS_SCOPE, TokenSet
+from oauth_core.drivers.stores import FileTokenCache, MemoryTokenCache
 from tests.fixturelib import mint_jwt
 
 TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
@@ -67,7 +66,7 @@ def access_token(n: int, oid: str = "bbbbbbbb-0000-0000-0000-000000000002") -> s
 def token_set(n: int = 1, *, expires_at: float = 1_800_003_600.0, refresh: str = "rt-1", oid: str = "") -> TokenSet:
     oid = oid or "bbbbbbbb-0000-0000-0000-000000000002"
     token = access_token(n, oid)
-    from oauth_core.claims import unverified_claims
+    from oauth_core.core.claims import unverified_claims
 
     return TokenSet(
         access_token=token,
@@ -299,7 +298,7 @@ def test_hand_edited_entry_is_ignored_not_fatal(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys
-from oauth_core.cache import FileTokenCache
+from oauth_core.drivers.stores import FileTokenCache
 cache = FileTokenCache(sys.argv[1])
 n = 0
 print("ready", flush=True)

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from oauth_core.claims import (
+from oauth_core.core.claims import (
     MAX_TOKEN_LENGTH,
     decode_claims,
     inspect_token,
@@ -22,7 +22,7 @@ from oauth_core.claims import (
     unverified_header,
     verify_signature,
 )
-from oauth_core.errors import SignatureVerificationError, TokenDecodeError
+from oauth_core.core.errors import SignatureVerificationError, TokenDecodeError
 
 TOKENS = Path(__file__).resolve().parent.parent / "fixtures" / "tokens"
 HAVE_CRYPTO = importlib.util.find_spec("cryptography") is not None

@@ -35,9 +35,10 @@ from fixturelib import (
 )
 
 from oauth_core import __version__
-from oauth_core.claims import unverified_claims
 from oauth_core.cli import COMMANDS, ROPC_NOTICE, build_parser, main
-from oauth_core.errors import AADSTS, OAuthError
+from oauth_core.cli.hints import HINTS_BY_CLASS, HINTS_BY_CODE, shell_hint
+from oauth_core.core.claims import unverified_claims
+from oauth_core.core.errors import AADSTS, OAuthError, oauth_error_from_body
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN_URL = f"https://login.microsoftonline.com/{TENANT_ID}/oauth2/v2.0/token"
@@ -523,7 +524,8 @@ def test_mfa_hint_points_at_interactive_sign_in(run: Any, token_route: respx.Rou
 
 def test_commands_named_in_hints_exist() -> None:
     """Every `oauth-core <command>` a hint or notice recommends is a real command."""
-    texts = [ROPC_NOTICE] + [entry[2] or "" for entry in AADSTS.values()]
+    texts = [ROPC_NOTICE, *HINTS_BY_CODE.values(), *HINTS_BY_CLASS.values()]
+    texts += [shell_hint(oauth_error_from_body({"error": "x", "error_codes": [code]})) or "" for code in AADSTS]
     texts += [cls.hint or "" for cls in _subclasses(OAuthError)]
     named = {match for text in texts for match in re.findall(r"`oauth-core ([a-z][a-z-]*)", text)}
     assert named, "expected hints to name commands"

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import inspect
 import io
 import itertools
 import json
+import pkgutil
 import re
 import signal
 import threading
@@ -42,7 +44,7 @@ import pytest
 import respx
 
 import oauth_core.cli
-import oauth_core.files
+import oauth_core.drivers.files
 from oauth_core.cli import build_parser, main
 
 TENANT = "5d1e7c7a-3b3f-4c1e-9c55-0e3a9f6b2d11"
@@ -226,7 +228,10 @@ def env_names() -> List[str]:
     """Every environment variable the CLI reads: from its source and from the options' help texts."""
     pattern = re.compile(r"""(?:_env|environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
     names = set()
-    for module in (oauth_core.cli, oauth_core.files):
+    cli_modules = [
+        importlib.import_module(f"oauth_core.cli.{info.name}") for info in pkgutil.iter_modules(oauth_core.cli.__path__)
+    ]
+    for module in (oauth_core.cli, *cli_modules, oauth_core.drivers.files):
         names.update(pattern.findall(inspect.getsource(module)))
     names.update(o.env for o in OPTIONS if o.env)
     return sorted(names - {"LOCALAPPDATA", "XDG_STATE_HOME"})
@@ -438,10 +443,10 @@ def walker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fast_retries: Any, i
     """
     import webbrowser
 
-    import oauth_core.client
+    import oauth_core.drivers.loopback
+    import oauth_core.drivers.sync
     import oauth_core.emulator.cli
-    import oauth_core.loopback
-    from oauth_core.errors import InteractionTimeout
+    from oauth_core.core.errors import InteractionTimeout
 
     def no_sign_in(self: Any, timeout: float) -> str:
         self.close()
@@ -458,8 +463,8 @@ def walker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fast_retries: Any, i
     monkeypatch.setattr(webbrowser, "open", lambda *args, **kwargs: True)
     monkeypatch.setattr(oauth_core.emulator.cli, "_wait_for_signal", lambda: None)
     monkeypatch.setitem(oauth_core.cli.COMMANDS, "demo", lambda args, out, err: 0)
-    monkeypatch.setattr(oauth_core.loopback.LoopbackListener, "wait", no_sign_in)
-    monkeypatch.setattr(oauth_core.client, "new_http_client", light_http_client)
+    monkeypatch.setattr(oauth_core.drivers.loopback.LoopbackListener, "wait", no_sign_in)
+    monkeypatch.setattr(oauth_core.drivers.sync, "new_http_client", light_http_client)
     with respx.mock(assert_all_called=False) as router:
         router.route().mock(side_effect=httpx.ConnectError("the CLI walk allows no network"))
         yield Walker(monkeypatch, tmp_path, router)

@@ -20,11 +20,11 @@ import pytest
 import respx
 from fixturelib import CLIENT_ID, NONCE, TENANT_ID, load_claims, load_response, mint_jwt, token_response_body
 
-from oauth_core.authority import Authority
-from oauth_core.authorize import PendingAuthorization, build_authorization_request
-from oauth_core.claims import unverified_claims
-from oauth_core.client import MAX_RESPONSE_BYTES, EntraClient
-from oauth_core.errors import (
+from oauth_core.cli.exit_codes import exit_code_for
+from oauth_core.core.authority import Authority
+from oauth_core.core.authorize import PendingAuthorization, build_authorization_request
+from oauth_core.core.claims import unverified_claims
+from oauth_core.core.errors import (
     ConfigError,
     InteractionRequired,
     InvalidClient,
@@ -36,7 +36,7 @@ from oauth_core.errors import (
     TransientError,
     TransportError,
 )
-from oauth_core.protocol import (
+from oauth_core.core.protocol import (
     HttpRequest,
     authorization_code_grant,
     build_token_request,
@@ -44,7 +44,8 @@ from oauth_core.protocol import (
     password_grant,
     refresh_token_grant,
 )
-from oauth_core.retry import RetryPolicy
+from oauth_core.drivers.retry import RetryPolicy
+from oauth_core.drivers.sync import MAX_RESPONSE_BYTES, EntraClient
 
 HOST = "https://login.microsoftonline.com"
 TOKEN_URL = f"{HOST}/{TENANT_ID}/oauth2/v2.0/token"
@@ -377,7 +378,7 @@ def test_attempts_are_bounded(make_policy: Callable[..., RetryPolicy], clock: An
     assert clock.waits == [5.0, 5.0]
     error = caught.value
     assert (error.attempts, error.waits, error.status, error.retry_after) == (3, (5.0, 5.0), 503, 5.0)
-    assert error.exit_code == 3
+    assert exit_code_for(error) == 3
 
 
 def test_network_failures_exhausted(client: EntraClient, clock: Any, token_route: respx.Route) -> None:
@@ -568,7 +569,7 @@ def test_non_entra_bodies(
         client.refresh(REFRESH_TOKEN)
     assert caught.value.status == status
     assert words in str(caught.value)
-    assert caught.value.exit_code == 3
+    assert exit_code_for(caught.value) == 3
     assert token_route.call_count == 1
     assert clock.waits == []
     assert "eyJ" not in caught.value.snippet  # token-like text is redacted

@@ -34,17 +34,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from oauth_core import AsyncEntraClient, ClientCertificate, EntraClient
-from oauth_core.authority import Authority
-from oauth_core.cache import MemoryTokenCache, accounts
 from oauth_core.cli import main
-from oauth_core.emulator import Client, Emulator, EmulatorConfig
-from oauth_core.errors import ConfigError, InvalidClient, InvalidResource
-from oauth_core.protocol import (
+from oauth_core.core.authority import Authority
+from oauth_core.core.errors import ConfigError, InvalidClient, InvalidResource
+from oauth_core.core.protocol import (
     CLIENT_ASSERTION_TYPE,
     DATABRICKS_SCOPE,
     build_token_request,
     client_credentials_grant,
 )
+from oauth_core.drivers.stores import MemoryTokenCache, accounts
+from oauth_core.emulator import Client, Emulator, EmulatorConfig
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET_CLIENT = "c0f1d3e0-5a7b-4c2d-8e9f-0a1b2c3d4e5f"
@@ -467,7 +467,7 @@ def test_get_token_for_an_app_uses_client_credentials_and_the_cache(emu: Emulato
 
 
 def test_public_client_without_a_cache_entry_still_needs_a_person(emu: Emulator) -> None:
-    from oauth_core.errors import InteractionRequired
+    from oauth_core.core.errors import InteractionRequired
 
     with EntraClient(emu.config.clients[0].client_id, emu.tenant_id, authority_host=emu.url) as client:
         with pytest.raises(InteractionRequired):

@@ -23,8 +23,8 @@ from test_auth import RESOURCE_ID, StandIn, json_reply
 
 from oauth_core import ConfigError, EntraClient, InsecureAuthorityError, ResponseFormatError, TransportError
 from oauth_core.cli import main
-from oauth_core.databricks import MANAGEMENT_SCOPE, call, describe_error, normalize_host, workspace_tenant
 from oauth_core.emulator import Emulator, EmulatorConfig, Resource
+from oauth_core.integrations.databricks import MANAGEMENT_SCOPE, call, describe_error, normalize_host, workspace_tenant
 
 CLUSTERS = "/api/2.0/clusters/list"
 ARM_APP_ID = "797f4846-ba00-4fd7-ba43-dac1f8f63013"

@@ -23,10 +23,10 @@ import respx
 from fixturelib import CLIENT_ID, TENANT_ID, token_response_body
 
 from oauth_core import AsyncEntraClient, DeviceCode, EntraClient
-from oauth_core.authority import Authority
-from oauth_core.base import advance, request_headers, start
 from oauth_core.cli import main
-from oauth_core.device import (
+from oauth_core.cli.exit_codes import exit_code_for
+from oauth_core.core.authority import Authority
+from oauth_core.core.device import (
     DEVICE_CODE_GRANT_TYPE,
     Wait,
     build_device_code_request,
@@ -35,7 +35,7 @@ from oauth_core.device import (
     parse_device_code_response,
     poll_device_code,
 )
-from oauth_core.errors import (
+from oauth_core.core.errors import (
     AuthorizationDeclined,
     BadVerificationCode,
     ConfigError,
@@ -46,8 +46,9 @@ from oauth_core.errors import (
     TransientError,
     UnauthorizedClient,
 )
-from oauth_core.protocol import HttpRequest, HttpResponse, TokenSet, build_token_request, normalize_scopes
-from oauth_core.retry import RetryPolicy
+from oauth_core.core.flows import advance, request_headers, start
+from oauth_core.core.protocol import HttpRequest, HttpResponse, TokenSet, build_token_request, normalize_scopes
+from oauth_core.drivers.retry import RetryPolicy
 
 REPO = Path(__file__).resolve().parent.parent
 AUTHORITY = Authority.of(None, TENANT_ID)
@@ -482,7 +483,7 @@ def test_cli_timeout_in_process(emu: Emulator, public_client: str) -> None:
     out, err = io.StringIO(), io.StringIO()
     argv = ["device-code", "--tenant", emu.tenant_id, "--client-id", public_client, "--authority-host", emu.url]
     code = main([*argv, "--timeout", "1"], stdout=out, stderr=err)
-    assert code == InteractionTimeout.exit_code == 3
+    assert code == exit_code_for(InteractionTimeout) == 3
     assert "enter the code" in err.getvalue() and "within the time allowed" in err.getvalue()
     assert out.getvalue() == ""
 

@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from oauth_core.core.errors import ConfigError
+from oauth_core.core.pkce import code_challenge, new_code_verifier
 from oauth_core.emulator import Client, Emulator, EmulatorConfig, Fault, RequestRecord
-from oauth_core.errors import ConfigError
-from oauth_core.pkce import code_challenge, new_code_verifier
 
 TENANT = "5d1e7c7a-3b3f-4c1e-9c55-0e3a9f6b2d11"
 DOMAIN = "contoso.onmicrosoft.com"

@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from oauth_core.core.errors import ConfigError
 from oauth_core.emulator import Emulator, EmulatorConfig, Fault, FaultSpec, parse_fault_spec
-from oauth_core.errors import ConfigError
 
 TENANT = "5d1e7c7a-3b3f-4c1e-9c55-0e3a9f6b2d11"
 PUBLIC = "a0c5e0f6-1d2b-4c3e-9f8a-7b6c5d4e3f21"

@@ -1,15 +1,17 @@
-"""The exception tree: AADSTS table, error-body mapping, messages, to_dict and exit codes."""
+"""The exception tree: AADSTS table, error-body mapping, messages, to_dict, and the CLI's exit codes for it."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, List, Type
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from oauth_core import errors
-from oauth_core.errors import (
+from oauth_core.cli.exit_codes import exit_code_for
+from oauth_core.core import errors
+from oauth_core.core.errors import (
     AADSTS,
     AccessDenied,
     AuthorizationDeclined,
@@ -377,21 +379,30 @@ def test_direct_construction() -> None:
     ],
 )
 def test_exit_codes(cls: Type[OAuthCoreError], code: int) -> None:
-    assert cls.exit_code == code
+    assert exit_code_for(cls) == code
 
 
 @pytest.mark.parametrize("cls", OAUTH_CLASSES)
 def test_every_oauth_error_exits_1(cls: Type[OAuthError]) -> None:
     exc = cls("some_error", "text")
-    assert exc.exit_code == 1
+    assert exit_code_for(exc) == 1
     assert isinstance(exc, OAuthError)
 
 
-def test_instances_carry_exit_codes() -> None:
-    assert StateMismatch("x").exit_code == 4
-    assert ResponseFormatError("x", status=502, snippet="s").exit_code == 3
-    assert TransientError("x", attempts=3, waits=[1.0, 2.0], status=503, retry_after=2.0).exit_code == 3
-    assert oauth_error_from_body(_entra_body(50126)).exit_code == 1
+def test_instances_map_to_exit_codes() -> None:
+    assert exit_code_for(StateMismatch("x")) == 4
+    assert exit_code_for(ResponseFormatError("x", status=502, snippet="s")) == 3
+    assert exit_code_for(TransientError("x", attempts=3, waits=[1.0, 2.0], status=503, retry_after=2.0)) == 3
+    assert exit_code_for(oauth_error_from_body(_entra_body(50126))) == 1
+
+
+def test_library_errors_carry_no_cli_concerns() -> None:
+    """No exit codes on the exceptions, and no shell advice (commands, --flags) in their hints."""
+    classes = [getattr(errors, name) for name in errors.__all__]
+    classes = [cls for cls in classes if isinstance(cls, type)]
+    assert not [cls.__name__ for cls in classes if hasattr(cls, "exit_code")]
+    hints = [cls.hint or "" for cls in classes] + [entry[2] or "" for entry in AADSTS.values()]
+    assert not [hint for hint in hints if "oauth-core" in hint or re.search(r"--[a-z]", hint)]
 
 
 def test_every_exported_exception_derives_from_the_base() -> None:

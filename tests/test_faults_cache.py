@@ -42,7 +42,7 @@ from oauth_core import (
     TokenSet,
     TransientError,
 )
-from oauth_core.cache import FileTokenCache
+from oauth_core.drivers.stores import FileTokenCache
 from oauth_core.emulator import Emulator, EmulatorConfig, Fault
 
 HARD = 7200.0  # min_validity above the emulator's 3600 s lifetime: every get_token must refresh

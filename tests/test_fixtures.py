@@ -36,7 +36,7 @@ from fixturelib import (
     token_response_body,
 )
 
-from oauth_core import errors
+from oauth_core.core import errors
 
 ALL_RESPONSES = response_names()
 ERRORS = response_names("error-")

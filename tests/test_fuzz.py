@@ -44,17 +44,43 @@ import respx
 from hypothesis import HealthCheck, example, given, strategies as st
 from hypothesis_profiles import fuzz_settings
 
-from oauth_core.aio import AsyncEntraClient
-from oauth_core.auth import EntraAuth, bearer_challenge
-from oauth_core.authority import Authority
-from oauth_core.authorize import (
+from oauth_core.cli import main
+from oauth_core.core.authority import Authority
+from oauth_core.core.authorize import (
     PendingAuthorization,
     build_authorization_request,
     exchange_code_flow,
     parse_redirect,
     redirect_state,
 )
-from oauth_core.cache import (
+from oauth_core.core.claims import inspect_token, unverified_claims, unverified_header, verify_signature
+from oauth_core.core.device import (
+    DeviceCode,
+    Wait,
+    build_device_code_request,
+    device_code_flow,
+    parse_device_code_response,
+)
+from oauth_core.core.errors import (
+    OAuthCoreError,
+    OAuthError,
+    ResponseFormatError,
+    SignatureVerificationError,
+    TokenDecodeError,
+    oauth_error_from_body,
+)
+from oauth_core.core.protocol import (
+    HttpRequest,
+    HttpResponse,
+    TokenSet,
+    build_token_request,
+    parse_json_object,
+    parse_jwks_response,
+    parse_token_response,
+)
+from oauth_core.drivers.aio import AsyncEntraClient
+from oauth_core.drivers.retry import RetryPolicy, is_retryable_response, retry_after_seconds
+from oauth_core.drivers.stores import (
     CacheScope,
     FileTokenCache,
     accounts,
@@ -65,28 +91,8 @@ from oauth_core.cache import (
     resolve_account,
     store,
 )
-from oauth_core.claims import inspect_token, unverified_claims, unverified_header, verify_signature
-from oauth_core.cli import main
-from oauth_core.client import EntraClient
-from oauth_core.device import DeviceCode, Wait, build_device_code_request, device_code_flow, parse_device_code_response
-from oauth_core.errors import (
-    OAuthCoreError,
-    OAuthError,
-    ResponseFormatError,
-    SignatureVerificationError,
-    TokenDecodeError,
-    oauth_error_from_body,
-)
-from oauth_core.protocol import (
-    HttpRequest,
-    HttpResponse,
-    TokenSet,
-    build_token_request,
-    parse_json_object,
-    parse_jwks_response,
-    parse_token_response,
-)
-from oauth_core.retry import RetryPolicy, is_retryable_response, retry_after_seconds
+from oauth_core.drivers.sync import EntraClient
+from oauth_core.integrations.httpx_auth import EntraAuth, bearer_challenge
 
 TENANT = "5d1e7c7a-3b3f-4c1e-9c55-0e3a9f6b2d11"
 CLIENT = "a0c5e0f6-1d2b-4c3e-9f8a-7b6c5d4e3f21"
@@ -903,7 +909,7 @@ def signed_in_client(http: httpx.Client) -> EntraClient:
     body = {**GOOD_TOKEN_BODY, "access_token": good_jwt(oid="o", tid="t", scp="x", exp=time.time() + 3600)}
     tokens = parse_token_response(response(200, json.dumps(body).encode()), received_at=time.time())
     with client.cache.transaction() as state:
-        store(state, client._where, tokens, client._user_scopes(None))
+        store(state, client.cache_scope, tokens, client.user_scopes(None))
     return client
 
 

@@ -21,19 +21,11 @@ import pytest
 import respx
 
 from oauth_core import EntraClient, RetryPolicy
-from oauth_core.cache import (
-    DEFAULT_MAX_BYTES,
-    MAX_BYTES_ENV,
-    CacheEntry,
-    CacheScope,
-    FileTokenCache,
-    find_access_token,
-    freshness,
-    store,
-)
-from oauth_core.errors import CacheError, ConfigError
-from oauth_core.files import NotStrictJSON, read_private, state_dir, strict_json, write_private
-from oauth_core.protocol import DATABRICKS_SCOPE, TokenSet
+from oauth_core.core.cache_rules import CacheEntry, CacheScope, find_access_token, freshness, store
+from oauth_core.core.errors import CacheError, ConfigError
+from oauth_core.core.protocol import DATABRICKS_SCOPE, TokenSet
+from oauth_core.drivers.files import NotStrictJSON, read_private, state_dir, strict_json, write_private
+from oauth_core.drivers.stores import DEFAULT_MAX_BYTES, MAX_BYTES_ENV, FileTokenCache
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX owner and mode bits")
 

@@ -20,8 +20,8 @@ import pytest
 
 pytest.importorskip("cryptography", reason="the emulator needs the crypto extra")
 
+from oauth_core.core.errors import ConfigError
 from oauth_core.emulator import Emulator, EmulatorConfig, Fault
-from oauth_core.errors import ConfigError
 
 PUBLIC = "a0c5e0f6-1d2b-4c3e-9f8a-7b6c5d4e3f21"
 ALICE = ("alice@contoso.onmicrosoft.com", "Alice-Passw0rd!")

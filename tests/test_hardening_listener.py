@@ -13,9 +13,9 @@ from typing import Iterator, List, Tuple
 import httpx
 import pytest
 
-from oauth_core import loopback
-from oauth_core.errors import ConfigError, InteractionTimeout
-from oauth_core.loopback import LoopbackListener
+from oauth_core.core.errors import ConfigError, InteractionTimeout
+from oauth_core.drivers import loopback
+from oauth_core.drivers.loopback import LoopbackListener
 
 STATE = "expected-state-0123456789"
 

@@ -20,12 +20,13 @@ import pytest
 pytest.importorskip("cryptography", reason="the emulator needs the crypto extra")
 
 from oauth_core import AsyncEntraClient, EntraClient, RetryPolicy, TransientError
-from oauth_core.aio import AsyncLoopbackBypass, new_async_http_client
-from oauth_core.authority import Authority
-from oauth_core.client import LoopbackBypass, fetch_jwks, new_http_client
-from oauth_core.demo import scripted_sign_in
+from oauth_core.cli.demo import scripted_sign_in
+from oauth_core.core.authority import Authority
+from oauth_core.drivers.aio import AsyncLoopbackBypass, new_async_http_client
+from oauth_core.drivers.deadline import CALL_DEADLINE, call_budget, time_left
+from oauth_core.drivers.proxies import env_proxy_urls
+from oauth_core.drivers.sync import LoopbackBypass, fetch_jwks, new_http_client
 from oauth_core.emulator import Emulator, EmulatorConfig, Fault
-from oauth_core.retry import CALL_DEADLINE, call_budget, env_proxy_urls, time_left
 
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")

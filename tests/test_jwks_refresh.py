@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("cryptography", reason="signature checks need the crypto extra")
 
-from oauth_core.claims import verify_with_refresh
 from oauth_core.cli import main
-from oauth_core.errors import UnknownSigningKey
+from oauth_core.core.claims import verify_with_refresh
+from oauth_core.core.errors import UnknownSigningKey
 from tests.fixturelib import jwks, load_token
 
 

@@ -17,8 +17,8 @@ import pytest
 
 pytest.importorskip("cryptography", reason="the emulator needs the crypto extra")
 
-from oauth_core.claims import unverified_claims
-from oauth_core.demo import scripted_sign_in
+from oauth_core.cli.demo import scripted_sign_in
+from oauth_core.core.claims import unverified_claims
 from oauth_core.emulator import Emulator, EmulatorConfig
 
 JSON_KEYS = {"token_type", "access_token", "refresh_token", "id_token", "scope", "expires_in", "expires_at", "claims"}

@@ -10,8 +10,8 @@ from typing import List, Optional
 import httpx
 import pytest
 
-from oauth_core.errors import ConfigError, InteractionTimeout
-from oauth_core.loopback import LoopbackListener
+from oauth_core.core.errors import ConfigError, InteractionTimeout
+from oauth_core.drivers.loopback import LoopbackListener
 
 STATE = "expected-state-0123456789"
 

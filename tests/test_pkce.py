@@ -11,8 +11,8 @@ from typing import Callable
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from oauth_core.errors import ConfigError
-from oauth_core.pkce import code_challenge, new_code_verifier, new_nonce, new_state, values_match
+from oauth_core.core.errors import ConfigError
+from oauth_core.core.pkce import code_challenge, new_code_verifier, new_nonce, new_state, values_match
 
 UNRESERVED = string.ascii_letters + string.digits + "-._~"
 VERIFIER_RE = re.compile(r"\A[A-Za-z0-9\-._~]{43,128}\Z")

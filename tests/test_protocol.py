@@ -12,8 +12,8 @@ import pytest
 from fixturelib import jwks, load_response, mint_jwt, response_names, token_response_body
 from hypothesis import given, settings, strategies as st
 
-from oauth_core.authority import Authority
-from oauth_core.errors import (
+from oauth_core.core.authority import Authority
+from oauth_core.core.errors import (
     ConfigError,
     InteractionRequired,
     InvalidGrant,
@@ -21,7 +21,7 @@ from oauth_core.errors import (
     ResponseFormatError,
     ServerError,
 )
-from oauth_core.protocol import (
+from oauth_core.core.protocol import (
     DATABRICKS_SCOPE,
     OIDC_SCOPES,
     SECRET_FIELDS,

@@ -15,7 +15,7 @@ from typing import List, Set
 import pytest
 
 import oauth_core
-from oauth_core import errors
+from oauth_core.core import errors
 
 PACKAGE_DIR = Path(oauth_core.__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent
@@ -38,7 +38,7 @@ def test_every_exported_name_resolves(name: str) -> None:
 
 
 def test_exports_are_the_submodule_objects() -> None:
-    from oauth_core import authority, authorize, claims, protocol
+    from oauth_core.core import authority, authorize, claims, protocol
 
     assert oauth_core.Authority is authority.Authority
     assert oauth_core.PendingAuthorization is authorize.PendingAuthorization
@@ -60,7 +60,15 @@ def test_every_exception_is_exported() -> None:
 
 
 def test_submodule_all_lists_resolve() -> None:
-    for module_name in ("authority", "authorize", "claims", "errors", "pkce", "protocol", "retry"):
+    for module_name in (
+        "core.authority",
+        "core.authorize",
+        "core.claims",
+        "core.errors",
+        "core.pkce",
+        "core.protocol",
+        "drivers.retry",
+    ):
         module = importlib.import_module(f"oauth_core.{module_name}")
         names: List[str] = list(module.__all__)
         assert names, module_name
@@ -112,10 +120,10 @@ def _loaded_after(code: str) -> List[str]:
     "code",
     [
         "import oauth_core",
-        "import oauth_core.claims",
+        "import oauth_core.core.claims",
         "import oauth_core.cli",
-        "import oauth_core.errors, oauth_core.authority, oauth_core.pkce",
-        "import oauth_core.protocol, oauth_core.authorize",
+        "import oauth_core.core.errors, oauth_core.core.authority, oauth_core.core.pkce",
+        "import oauth_core.core.protocol, oauth_core.core.authorize",
         "import oauth_core; oauth_core.unverified_claims; oauth_core.inspect_token; oauth_core.Authority",
         "import oauth_core; oauth_core.build_authorization_request; oauth_core.parse_token_response",
         "import oauth_core; oauth_core.TokenDecodeError; oauth_core.AADSTS",

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("cryptography", reason="the emulator needs the crypto extra")
 
 from oauth_core import EntraClient, InvalidGrant, ResponseFormatError, RetryPolicy, TransientError
-from oauth_core.demo import scripted_sign_in
+from oauth_core.cli.demo import scripted_sign_in
 from oauth_core.emulator import Emulator, EmulatorConfig, Fault
 
 

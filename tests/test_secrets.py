@@ -41,14 +41,11 @@ import respx
 pytest.importorskip("cryptography", reason="the emulator needs the crypto extra")
 
 from oauth_core import EntraClient, OAuthCoreError, RetryPolicy, TokenSet
-from oauth_core.auth import EntraAuth
-from oauth_core.cache import FileTokenCache, find_access_token, resolve_account
-from oauth_core.claims import inspect_token
 from oauth_core.cli import main
-from oauth_core.demo import scripted_sign_in
-from oauth_core.device import DeviceCode
-from oauth_core.emulator import Emulator, EmulatorConfig
-from oauth_core.errors import (
+from oauth_core.cli.demo import scripted_sign_in
+from oauth_core.core.claims import inspect_token
+from oauth_core.core.device import DeviceCode
+from oauth_core.core.errors import (
     AccessDenied,
     AuthorizationDeclined,
     InteractionRequired,
@@ -58,7 +55,10 @@ from oauth_core.errors import (
     OAuthError,
     StateMismatch,
 )
-from oauth_core.protocol import HttpResponse, build_token_request, password_grant, refresh_token_grant
+from oauth_core.core.protocol import HttpResponse, build_token_request, password_grant, refresh_token_grant
+from oauth_core.drivers.stores import FileTokenCache, find_access_token, resolve_account
+from oauth_core.emulator import Emulator, EmulatorConfig
+from oauth_core.integrations.httpx_auth import EntraAuth
 
 T = TypeVar("T")
 DBX = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"

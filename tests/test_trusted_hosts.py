@@ -9,9 +9,9 @@ import pytest
 import respx
 
 from oauth_core import EntraClient
-from oauth_core.authority import Authority
 from oauth_core.cli import main
-from oauth_core.errors import InsecureAuthorityError
+from oauth_core.core.authority import Authority
+from oauth_core.core.errors import InsecureAuthorityError
 
 TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
 

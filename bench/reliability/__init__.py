@@ -1,4 +1,4 @@
-"""Reliability figures: fuzzed parsers, injected faults, killed cache writers, secret leaks.
+"""Reliability figures: fuzzed parsers, injected faults, killed cache writers, secret leaks, red-team attacks.
 
 Run from the repository root::
 
@@ -6,7 +6,7 @@ Run from the repository root::
     python -m bench.reliability --quick    # under a minute
     python -m bench.reliability --json     # the same figures as one JSON object
 
-Four parts, each standalone (nothing is imported from ``tests/`` or the rest of ``bench/``):
+Five parts, each standalone (nothing is imported from ``tests/`` or the rest of ``bench/``):
 
 ``fuzz``     every parser that sees outside data, fed by hypothesis with its own settings
              (derandomized: the same examples on every run unless ``--seed`` is given). A case
@@ -23,13 +23,20 @@ Four parts, each standalone (nothing is imported from ``tests/`` or the rest of 
              credentials, device code, get_token, CLI commands with --verbose) is driven while
              logs, reprs, errors, tracebacks and CLI error output are kept; every secret value is
              searched in every one of them.
+``hardening`` the 18 red-team attacks of issue 11 ("Hardening, second pass"), each tried again for
+             real over loopback sockets and ``python -m oauth_core`` subprocesses (env proxies,
+             damaged and unsafe caches, dripped bodies, dropped callbacks, argv secrets, untrusted
+             hosts, escape sequences, resent codes, idle connections...); every behaviour checked
+             is a try, every one that does not hold a defect.
 
-The exit code is 0 when there is no failure, no corrupt cache and no leak, else 1.
+The exit code is 0 when there is no failure, no corrupt cache, no leak and no defect, else 1.
 Needs the test extra (hypothesis, cryptography): ``pip install -e '.[test]'``.
 
 Modules: ``fuzz`` (runner), ``fuzz_inputs`` (strategies and seed corpus), ``fuzz_targets``
 (the parsers and their contracts), ``faults``, ``kill``, ``leaks`` (the ``secrets`` part),
-``report`` (Markdown), ``shared`` (ids and builders); this module holds the command line.
+``hardening`` (the attacks on the library), ``hardening_cli`` (the attacks through the CLI),
+``hardening_kit`` (loopback servers, the guarded CLI runner), ``report`` (Markdown), ``shared``
+(ids and builders); this module holds the command line.
 """
 
 from __future__ import annotations
@@ -43,13 +50,14 @@ from typing import Any, Dict, Optional, Sequence
 
 from .faults import run_faults
 from .fuzz import run_fuzz
+from .hardening import run_hardening
 from .kill import run_kills
 from .leaks import run_secrets
 from .report import markdown
 
 __all__ = ["main"]
 
-PARTS = ("fuzz", "faults", "kill", "secrets")
+PARTS = ("fuzz", "faults", "kill", "secrets", "hardening")
 
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -81,17 +89,22 @@ def _run_parts(args: argparse.Namespace) -> Dict[str, Any]:
         report["faults"] = [dataclasses.asdict(r) for r in run_faults()]
     if "secrets" in parts:
         report["secrets"] = dataclasses.asdict(run_secrets())
+    if "hardening" in parts:
+        begun = time.perf_counter()
+        report["hardening"] = [dataclasses.asdict(r) for r in run_hardening(args.quick)]
+        report["hardening_seconds"] = time.perf_counter() - begun
     report["seconds"] = time.perf_counter() - started
     return report
 
 
 def _count_bad(report: Dict[str, Any]) -> int:
-    """Fuzz failures, faults not survived, corrupt caches and leaks."""
+    """Fuzz failures, faults not survived, corrupt caches, leaks and hardening defects."""
     bad: int = (
         sum(r["failures"] for r in report.get("fuzz", []))
         + sum(not r["survived"] for r in report.get("faults", []))
         + report.get("kill", {}).get("corrupt", 0)
         + len(report.get("secrets", {}).get("leaks", []))
+        + sum(len(r["defects"]) for r in report.get("hardening", []))
     )
     return bad
 

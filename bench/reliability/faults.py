@@ -112,7 +112,7 @@ def _fault_cases() -> List[Tuple[Any, str, Faults, Optional[str], float, Dict[st
 def _signed_in_client(emulator: Any, path: Path, fake: FakeTime, timeout: float, policy: Dict[str, Any]) -> Any:
     """A client on the fake clock with a file cache at ``path``, after one password grant."""
     from oauth_core import EntraClient, RetryPolicy
-    from oauth_core.cache import FileTokenCache
+    from oauth_core.drivers.stores import FileTokenCache
 
     settings: Dict[str, Any] = {"jitter": False, "sleep": fake.sleep, "clock": fake.monotonic, **policy}
     client = EntraClient(

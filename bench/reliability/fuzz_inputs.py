@@ -246,8 +246,8 @@ def strategies() -> Dict[str, Any]:
 
 def good_cache() -> Dict[str, Any]:
     """A cache file's content after one password grant (one account, one access and refresh token)."""
-    from oauth_core.cache import CacheScope, store
-    from oauth_core.protocol import parse_token_response
+    from oauth_core.core.protocol import parse_token_response
+    from oauth_core.drivers.stores import CacheScope, store
 
     state: Dict[str, Any] = {"version": 1, "access_tokens": {}, "refresh_tokens": {}, "accounts": {}, "flags": {}}
     claims = {"oid": "o", "tid": "t", "scp": "x", "upn": "alice@contoso.com", "exp": time.time() + 3600}

@@ -23,9 +23,9 @@ Targets = Dict[str, Tuple[str, Check]]
 
 def _response_parsers() -> Targets:
     """The parsers of HTTP answers: token, error, JWKS, discovery, device code."""
-    from oauth_core.device import parse_device_code_response
-    from oauth_core.errors import OAuthError, oauth_error_from_body
-    from oauth_core.protocol import TokenSet, parse_json_object, parse_jwks_response, parse_token_response
+    from oauth_core.core.device import parse_device_code_response
+    from oauth_core.core.errors import OAuthError, oauth_error_from_body
+    from oauth_core.core.protocol import TokenSet, parse_json_object, parse_jwks_response, parse_token_response
 
     def token_response(case: Tuple[int, bytes]) -> None:
         result = parse_token_response(http_response(*case), received_at=NOW)
@@ -59,7 +59,7 @@ def _response_parsers() -> Targets:
 
 def _authorization_parsers(pending: Any) -> Targets:
     """The authorization code flow's inputs: the redirect, and a saved request read back."""
-    from oauth_core.authorize import PendingAuthorization, parse_redirect
+    from oauth_core.core.authorize import PendingAuthorization, parse_redirect
 
     def redirect(case: Tuple[str, List[Tuple[str, str]]]) -> None:
         prefix, pairs = case
@@ -77,9 +77,9 @@ def _authorization_parsers(pending: Any) -> Targets:
 
 def _token_and_header_parsers() -> Targets:
     """The JWT decoders, the signature check, Retry-After and the WWW-Authenticate claims challenge."""
-    from oauth_core.auth import bearer_challenge
-    from oauth_core.claims import inspect_token, unverified_claims, verify_signature
-    from oauth_core.retry import retry_after_seconds
+    from oauth_core.core.claims import inspect_token, unverified_claims, verify_signature
+    from oauth_core.drivers.retry import retry_after_seconds
+    from oauth_core.integrations.httpx_auth import bearer_challenge
 
     def jwt(token: str) -> None:
         claims = unverified_claims(token)
@@ -91,13 +91,13 @@ def _token_and_header_parsers() -> Targets:
         raise AssertionError("an unsigned token verified")
 
     def retry_after(headers: List[Tuple[str, str]]) -> None:
-        from oauth_core.protocol import HttpResponse
+        from oauth_core.core.protocol import HttpResponse
 
         wait = retry_after_seconds(HttpResponse(429, tuple(headers), b""))
         assert wait is None or (math.isfinite(wait) and wait >= 0)
 
     def challenge(values: List[str]) -> None:
-        from oauth_core.auth import _claims_challenge
+        from oauth_core.integrations.httpx_auth import _claims_challenge
 
         params = bearer_challenge(values)
         if params is not None and params.get("claims"):
@@ -113,10 +113,10 @@ def _token_and_header_parsers() -> Targets:
 
 def _client_paths(pending: Any) -> Targets:
     """Whole client paths: the id_token nonce of a code exchange, a hand-edited cache file, the HTTP layer."""
-    from oauth_core.claims import unverified_claims
+    from oauth_core.core.claims import unverified_claims
 
     def nonce(value: Any) -> None:
-        from oauth_core.authorize import exchange_code_flow
+        from oauth_core.core.authorize import exchange_code_flow
 
         body = {"token_type": "Bearer", "access_token": "at", "expires_in": 3600, "id_token": jwt_of({"nonce": value})}
         flow = exchange_code_flow(pending, "the-code")
@@ -135,8 +135,8 @@ def _client_paths(pending: Any) -> Targets:
 
 def fuzz_targets() -> Dict[str, Tuple[str, Callable[[Any], None]]]:
     """parser name -> (strategy key, a check that raises AssertionError for a broken contract)."""
-    from oauth_core.authority import Authority
-    from oauth_core.authorize import build_authorization_request
+    from oauth_core.core.authority import Authority
+    from oauth_core.core.authorize import build_authorization_request
 
     pending = build_authorization_request(Authority.of(None, TENANT), CLIENT, "http://localhost", (DBX,), now=NOW)
     return {
@@ -151,9 +151,9 @@ def _cache_file_target() -> Callable[[bytes], None]:
     def check(content: bytes) -> None:
         import httpx
 
-        from oauth_core.cache import FileTokenCache, accounts, entries, resolve_account
-        from oauth_core.client import EntraClient
-        from oauth_core.retry import RetryPolicy
+        from oauth_core.drivers.retry import RetryPolicy
+        from oauth_core.drivers.stores import FileTokenCache, accounts, entries, resolve_account
+        from oauth_core.drivers.sync import EntraClient
 
         body = {"token_type": "Bearer", "access_token": "fresh", "expires_in": 3600, "refresh_token": "rt"}
         with tempfile.TemporaryDirectory() as folder:
@@ -174,7 +174,7 @@ def _cache_file_target() -> Callable[[bytes], None]:
                 for step in (
                     lambda: accounts(cache.snapshot()),
                     lambda: entries(cache.snapshot()),
-                    lambda: resolve_account(cache.snapshot(), client._where, None),
+                    lambda: resolve_account(cache.snapshot(), client.cache_scope, None),
                     lambda: client.get_token(min_validity=HARD),
                 ):
                     try:
@@ -195,8 +195,8 @@ def _http_layer_target() -> Callable[[Tuple[int, bytes, Optional[str], str]], No
 
         import httpx
 
-        from oauth_core.client import EntraClient
-        from oauth_core.retry import RetryPolicy
+        from oauth_core.drivers.retry import RetryPolicy
+        from oauth_core.drivers.sync import EntraClient
 
         status, body, encoding, how = case
         raw = {

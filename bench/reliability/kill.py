@@ -31,7 +31,7 @@ class KillResult:
 
 def write_until_killed(path: str, ready: int) -> None:
     """The child: rewrite the cache forever, each version a different size, until killed."""
-    from oauth_core.cache import FileTokenCache
+    from oauth_core.drivers.stores import FileTokenCache
 
     cache = FileTokenCache(path)
     os.write(ready, b"r")

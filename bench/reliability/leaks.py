@@ -78,7 +78,7 @@ class LeakSearch:
                     self.surfaces.append((f"{where}: log", formatter.format(record)))
 
     def call(self, where: str, action: Callable[[], Any]) -> Any:
-        from oauth_core.errors import OAuthCoreError, OAuthError
+        from oauth_core.core.errors import OAuthCoreError, OAuthError
 
         self.flows += 1
         with self.logs(where):
@@ -159,7 +159,7 @@ class SecretFlows:
     def public_client(self) -> None:
         """Password, refresh, get_token, code exchange and device code on one public client with a file cache."""
         from oauth_core import EntraClient
-        from oauth_core.cache import FileTokenCache
+        from oauth_core.drivers.stores import FileTokenCache
 
         search, alice = self.search, self.alice
         client = EntraClient(
@@ -185,7 +185,7 @@ class SecretFlows:
         """Alice signs in at ``pending``'s URL: the redirect location, its code registered as a secret."""
         from urllib.parse import parse_qs, urlsplit
 
-        from oauth_core.demo import scripted_sign_in
+        from oauth_core.cli.demo import scripted_sign_in
 
         location = scripted_sign_in(pending.url, self.alice.username, self.alice.password)
         self.search.secret("code", parse_qs(urlsplit(location).query)["code"][0])

@@ -27,6 +27,10 @@ def _summary(report: Dict[str, Any]) -> List[str]:
     secrets = report.get("secrets")
     if secrets is not None:
         summary.append(("secret-leak checks", secrets["checks"], f"{len(secrets['leaks'])} leaks"))
+    hardening = report.get("hardening")
+    if hardening is not None:
+        tried, defects = sum(r["tried"] for r in hardening), sum(len(r["defects"]) for r in hardening)
+        summary.append((f"hardening checks ({len(hardening)} red-team attacks)", tried, f"{defects} defects"))
     return [*_table(summary, ["what", "runs", "result"], "lrl"), ""]
 
 
@@ -85,6 +89,26 @@ def _secrets_section(secrets: Dict[str, Any]) -> List[str]:
     ]
 
 
+def _hardening_section(hardening: List[Dict[str, Any]], seconds: float) -> List[str]:
+    rows = [
+        (r["number"], r["attack"], r["tried"], len(r["defects"]), f"{r['seconds']:.1f}", r["note"]) for r in hardening
+    ]
+    tried, defects = sum(r["tried"] for r in hardening), sum(len(r["defects"]) for r in hardening)
+    rows.append(("", f"**total ({len(hardening)} attacks)**", tried, defects, "", ""))
+    header = ["#", "attack", "tried", "defects", "s", "note"]
+    found = [f"- {r['number']}. {defect}" for r in hardening for defect in r["defects"]]
+    return [
+        "### Hardening (issue 11's red-team attacks, tried again)",
+        "",
+        f"{len(hardening)} attacks in {seconds:.1f} s over loopback sockets and `python -m oauth_core` processes "
+        f"(three lanes at once; s is each attack's own time): {tried} checks tried, {defects} defects.",
+        "",
+        *_table(rows, header, "rlrrrl"),
+        "",
+        *(["Defects:", "", *found[:40], ""] if found else []),
+    ]
+
+
 def markdown(report: Dict[str, Any]) -> str:
     lines = [f"## Reliability ({report['mode']} run, {report['seconds']:.0f} s, oauth-core {report['version']})", ""]
     lines += _summary(report)
@@ -96,4 +120,6 @@ def markdown(report: Dict[str, Any]) -> str:
         lines += _kill_section(report["kill"])
     if report.get("secrets") is not None:
         lines += _secrets_section(report["secrets"])
+    if report.get("hardening") is not None:
+        lines += _hardening_section(report["hardening"], report.get("hardening_seconds", 0.0))
     return "\n".join(lines)

@@ -64,12 +64,12 @@ def jwt_of(claims: Any, header: Any = None) -> str:
 
 
 def http_response(status: int, body: bytes) -> Any:
-    from oauth_core.protocol import HttpResponse
+    from oauth_core.core.protocol import HttpResponse
 
     return HttpResponse(status=status, headers=(("content-type", "application/json"),), body=body)
 
 
 def core_error() -> type:
-    from oauth_core.errors import OAuthCoreError
+    from oauth_core.core.errors import OAuthCoreError
 
     return OAuthCoreError

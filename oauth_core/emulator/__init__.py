@@ -19,7 +19,7 @@ import shutil
 from types import TracebackType
 from typing import TYPE_CHECKING, Callable, List, Optional, Type
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .config import Client, EmulatorConfig, Resource, User
 from .faults import Fault, FaultSpec, parse_fault_spec
 from .wire import RequestRecord

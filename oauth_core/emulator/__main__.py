@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..errors import OAuthCoreError
+from ..core.errors import OAuthCoreError
 from .cli import add_arguments, run
 
 
@@ -20,9 +20,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args, sys.stdout)
-    except OAuthCoreError as exc:
+    except OAuthCoreError as exc:  # a bad option, config file or fault spec, or no cryptography
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import uuid
 from typing import Dict, Mapping, Optional, Tuple
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from ..pkce import values_match
+from ..core.pkce import values_match
 from .aadsts import Refusal, describe, refusal
 from .config import Client, User
 from .pages import error_page, form_post_page, sign_in_page

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from ..pkce import values_match
+from ..core.pkce import values_match
 from .aadsts import Refusal, refusal
 from .config import Client, EmulatorConfig
 from .keys import thumbprints

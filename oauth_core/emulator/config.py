@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 __all__ = [
     "DATABRICKS_APP_ID",

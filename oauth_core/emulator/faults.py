@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Deque, Dict, Optional, Tuple
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .aadsts import error_body, refusal
 from .wire import HTML, Ctx, Pairs, Response, entra_headers
 

@@ -10,8 +10,8 @@ import datetime
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, Mapping, Optional
 
-from ..errors import ConfigError
-from ..pkce import code_challenge, values_match
+from ..core.errors import ConfigError
+from ..core.pkce import code_challenge, values_match
 from .aadsts import refusal
 from .clientauth import authenticate
 from .config import Client, User

@@ -102,7 +102,7 @@ def _normalise_host(host: str) -> str:
     if parts.username or parts.password:
         raise ConfigError("authority host must not carry credentials")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError("authority host must be scheme://host[:port] only; pass the tenant with --tenant / tenant=")
+        raise ConfigError("authority host must be scheme://host[:port] only; pass the tenant separately (tenant=)")
     if parts.scheme == "http" and not is_loopback_host(hostname):
         raise InsecureAuthorityError(
             f"refusing plain http to {hostname}: credentials go only over https, "

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional, Tuple, Type
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 __all__ = [
     "check_private_dir",

@@ -29,9 +29,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from .authority import is_loopback_host
-from .errors import ConfigError, InteractionTimeout
-from .pkce import values_match
+from ..core.authority import is_loopback_host
+from ..core.errors import ConfigError, InteractionTimeout
+from ..core.pkce import values_match
 
 __all__ = ["LoopbackListener"]
 

@@ -2,23 +2,23 @@
 
 ::
 
-    OAuthCoreError                      base of everything raised on purpose; exit_code for the CLI
-    ├── ConfigError                     a local mistake: bad argument, tenant, scope, file (exit 2)
-    │   ├── InsecureAuthorityError      http to a non-loopback host, untrusted host (exit 4)
+    OAuthCoreError                      base of everything raised on purpose; ``hint`` says what to do next
+    ├── ConfigError                     a local mistake: bad argument, tenant, scope, file
+    │   ├── InsecureAuthorityError      http to a non-loopback host, untrusted host
     │   └── CacheError                  the token cache is damaged, unsafe, too large or unwritable
     ├── TokensNotSaved                  tokens were issued but could not be cached (they ride on it)
-    ├── RedirectError                   a redirect URL that is malformed or incomplete (exit 2)
-    ├── SecurityCheckError              a protection fired (exit 4)
+    ├── RedirectError                   a redirect URL that is malformed or incomplete
+    ├── SecurityCheckError              a protection fired
     │   ├── StateMismatch               redirect state differs from the pending request
     │   └── NonceMismatch               id_token nonce differs from the pending request
-    ├── TokenDecodeError                a JWT that is not a JWT (exit 2)
-    │   └── SignatureVerificationError  a JWT whose signature or issuer/audience failed (exit 4)
+    ├── TokenDecodeError                a JWT that is not a JWT
+    │   └── SignatureVerificationError  a JWT whose signature or issuer/audience failed
     │       └── UnknownSigningKey       its kid is not in the key set
-    ├── InteractionTimeout              nobody finished the interactive sign-in in time (exit 3)
-    ├── TransportError                  the service could not be reached or kept failing (exit 3)
+    ├── InteractionTimeout              nobody finished the interactive sign-in in time
+    ├── TransportError                  the service could not be reached or kept failing
     │   └── TransientError              retryable failures, retries spent (attempts, waits on it)
-    ├── ResponseFormatError             the service answered something that is not Entra's format (exit 3)
-    └── OAuthError                      Entra refused: error, AADSTS codes, trace and correlation ids (exit 1)
+    ├── ResponseFormatError             the service answered something that is not Entra's format
+    └── OAuthError                      Entra refused: error, AADSTS codes, trace and correlation ids
         ├── InvalidGrant                bad or dead code, refresh token or password
         ├── InteractionRequired         a person must sign in (MFA, consent, Conditional Access)
         ├── InvalidClient / UnauthorizedClient / InvalidScope / InvalidRequest
@@ -27,13 +27,17 @@
             / BadVerificationCode   (device code polling states)
 
 Messages never contain a secret: OAuth errors carry only what Entra said, and local errors
-name what is wrong, not the value.
+name what is wrong, not the value. The AADSTS table lives in :mod:`oauth_core.core.aadsts` (it
+names the classes here) and is re-exported as ``AADSTS``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Mapping, Optional, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, Sequence, Tuple, Type
+
+if TYPE_CHECKING:
+    from .aadsts import AADSTS
 
 __all__ = [
     "AADSTS",
@@ -75,22 +79,21 @@ __all__ = [
 
 
 class OAuthCoreError(Exception):
-    """Base of every error oauth_core raises on purpose."""
+    """Base of every error oauth_core raises on purpose.
 
-    exit_code: ClassVar[int] = 2
+    Attributes:
+        hint: what to do next, in library terms, when there is advice to give.
+    """
+
     hint: Optional[str] = None
 
 
 class ConfigError(OAuthCoreError, ValueError):
     """A local mistake: a bad argument, tenant, scope, URL or file."""
 
-    exit_code = 2
-
 
 class InsecureAuthorityError(ConfigError):
     """The authority would receive credentials over plain http, or is not trusted."""
-
-    exit_code = 4
 
 
 class CacheError(ConfigError):
@@ -104,11 +107,9 @@ class TokensNotSaved(OAuthCoreError):
     code cannot be had again), and ``cause`` says why the cache refused them.
 
     Attributes:
-        tokens: the :class:`~oauth_core.protocol.TokenSet` the service issued.
+        tokens: the :class:`~oauth_core.core.protocol.TokenSet` the service issued.
         cause: the cache's error.
     """
-
-    exit_code = 0
 
     def __init__(self, tokens: Any, cause: OAuthCoreError) -> None:
         super().__init__(f"the new tokens could not be saved to the cache: {cause}")
@@ -119,13 +120,9 @@ class TokensNotSaved(OAuthCoreError):
 class RedirectError(OAuthCoreError, ValueError):
     """The redirect URL (or query string) is malformed, hostile or incomplete."""
 
-    exit_code = 2
-
 
 class SecurityCheckError(OAuthCoreError):
     """A protection of the protocol fired; nothing was sent after it."""
-
-    exit_code = 4
 
 
 class StateMismatch(SecurityCheckError):
@@ -139,13 +136,9 @@ class NonceMismatch(SecurityCheckError):
 class TokenDecodeError(OAuthCoreError, ValueError):
     """The value is not a well-formed JWT (segments, base64url, JSON objects)."""
 
-    exit_code = 2
-
 
 class SignatureVerificationError(TokenDecodeError):
     """The JWT's signature, algorithm, key id, issuer or audience did not check out."""
-
-    exit_code = 4
 
 
 class UnknownSigningKey(SignatureVerificationError):
@@ -155,14 +148,11 @@ class UnknownSigningKey(SignatureVerificationError):
 class InteractionTimeout(OAuthCoreError):
     """Nobody completed the interactive sign-in (or device code) before the timeout."""
 
-    exit_code = 3
-    hint = "Sign in within the time allowed, or raise --timeout."
+    hint = "Sign in within the time allowed, or allow more time (timeout=)."
 
 
 class TransportError(OAuthCoreError):
     """The identity service could not be reached, or answered with a transient failure."""
-
-    exit_code = 3
 
 
 class TransientError(TransportError):
@@ -199,8 +189,6 @@ class ResponseFormatError(OAuthCoreError):
         snippet: the start of the body, with anything token-like redacted.
     """
 
-    exit_code = 3
-
     def __init__(self, message: str, *, status: Optional[int] = None, snippet: str = "") -> None:
         super().__init__(message)
         self.status = status
@@ -220,7 +208,6 @@ class OAuthError(OAuthCoreError):
         status: the HTTP status (None for errors that arrived in a redirect).
     """
 
-    exit_code = 1
     oauth_error: ClassVar[Optional[str]] = None
 
     def __init__(
@@ -247,6 +234,8 @@ class OAuthError(OAuthCoreError):
         self.error_uri = error_uri
         self.claims = claims
         self.status = status
+        from .aadsts import AADSTS  # imported here: that table names the classes of this module
+
         entry = next((AADSTS[c] for c in self.error_codes if c in AADSTS and AADSTS[c][0] is type(self)), None)
         self.hint = entry[2] if entry and entry[2] else type(self).hint
         if self.hint is None and self.error_codes:
@@ -282,7 +271,7 @@ class InteractionRequired(OAuthError):
     """A person must complete an interactive sign-in (MFA, consent, Conditional Access)."""
 
     oauth_error = "interaction_required"
-    hint = "A person must sign in interactively: run `oauth-core login` (or authorize-url + exchange)."
+    hint = "A person must sign in interactively (acquire_interactive, or the authorization code flow)."
 
 
 class InvalidClient(OAuthError):
@@ -296,14 +285,14 @@ class UnauthorizedClient(OAuthError):
     """The application is unknown in this tenant, or may not use this grant."""
 
     oauth_error = "unauthorized_client"
-    hint = "Check --client-id and --tenant: the app must be registered in (or consented to by) that tenant."
+    hint = "Check the client id and the tenant: the app must be registered in (or consented to by) that tenant."
 
 
 class InvalidScope(OAuthError):
     """The requested scope is not valid for this resource or grant."""
 
     oauth_error = "invalid_scope"
-    hint = "Check --scope: one resource per request, and `<resource>/.default` for client credentials."
+    hint = "Check the scopes: one resource per request, and `<resource>/.default` for client credentials."
 
 
 class InvalidRequest(OAuthError):
@@ -316,7 +305,7 @@ class InvalidTenant(OAuthError):
     """The tenant does not exist in this cloud."""
 
     oauth_error = "invalid_tenant"
-    hint = "Check --tenant and --authority-host (the tenant must exist in that cloud)."
+    hint = "Check the tenant and the authority host (the tenant must exist in that cloud)."
 
 
 class InvalidResource(OAuthError):
@@ -372,90 +361,6 @@ class BadVerificationCode(OAuthError):
 
     oauth_error = "bad_verification_code"
 
-
-_MFA = "Multi-factor authentication is required: the password grant cannot do it. Use `oauth-core login`."
-_CONSENT = "Consent is missing: sign in once interactively (`oauth-core login`) or ask an admin to grant it."
-_CA = "Conditional Access blocked this sign-in; an interactive sign-in from a compliant device may pass."
-_BAD_PASSWORD = (
-    "Wrong username or password. Federated (ADFS) accounts also get this from the password grant: "
-    "use `oauth-core login`."
-)
-_RT_DEAD = "The refresh token is no longer valid: sign in again (`oauth-core login` or `password`)."
-_CODE_DEAD = "The authorization code is expired or used: run `oauth-core authorize-url` again."
-_TENANT_ALIAS = "The password grant needs a tenant id, a domain or `organizations`, not common/consumers."
-
-# AADSTS number -> (exception class, short meaning, what to do next). One table for every code
-# in shared/entra-protocol.md; the class wins over the `error` value Entra sent, because Entra
-# reports MFA and consent as `invalid_grant` on the v2 password grant.
-AADSTS: Mapping[int, Tuple[Type[OAuthError], str, Optional[str]]] = {
-    50126: (InvalidGrant, "invalid username or password", _BAD_PASSWORD),
-    50034: (InvalidGrant, "user account does not exist in the directory", "Check the username and --tenant."),
-    50053: (InvalidGrant, "account locked (too many attempts)", "Wait, then try again or reset the password."),
-    50057: (InvalidGrant, "user account is disabled", "Ask an administrator to enable the account."),
-    50055: (InteractionRequired, "password expired", "Change the password interactively, then sign in."),
-    50076: (InteractionRequired, "multi-factor authentication required", _MFA),
-    50079: (InteractionRequired, "multi-factor registration required", _MFA),
-    50072: (InteractionRequired, "MFA enrollment interrupt", _MFA),
-    530035: (InteractionRequired, "blocked by security defaults", _MFA),
-    65001: (InteractionRequired, "consent required", _CONSENT),
-    65004: (AccessDenied, "user declined consent", _CONSENT),
-    53003: (InteractionRequired, "blocked by Conditional Access", _CA),
-    530032: (InteractionRequired, "blocked by Conditional Access security policy", _CA),
-    50058: (InteractionRequired, "no signed-in session for a silent request", "Sign in interactively."),
-    50199: (InteractionRequired, "user confirmation required", "Sign in interactively."),
-    70043: (InteractionRequired, "refresh token expired by sign-in frequency policy", _RT_DEAD),
-    70008: (InvalidGrant, "code or refresh token expired", _CODE_DEAD),
-    54005: (InvalidGrant, "authorization code already redeemed", _CODE_DEAD),
-    700082: (InvalidGrant, "refresh token expired due to inactivity", _RT_DEAD),
-    700084: (InvalidGrant, "SPA refresh token past its fixed lifetime", _RT_DEAD),
-    50173: (InvalidGrant, "grant revoked (password changed or reset)", _RT_DEAD),
-    70000: (InvalidGrant, "refresh token or assertion is invalid", _RT_DEAD),
-    9002313: (
-        InvalidGrant,
-        "request malformed (garbled code or token)",
-        "Pass the code or token exactly once-encoded.",
-    ),
-    50148: (InvalidGrant, "code_verifier does not match code_challenge", "Finish with the same pending request."),
-    501481: (InvalidGrant, "code_verifier does not match code_challenge", "Finish with the same pending request."),
-    700005: (InvalidGrant, "code issued for another tenant", "Redeem the code with the tenant it was issued for."),
-    7000218: (
-        InvalidClient,
-        "client credential required",
-        "The app is confidential: pass a client secret, or enable public client flows.",
-    ),
-    7000215: (InvalidClient, "invalid client secret", "Use the secret's value, not its id."),
-    7000222: (InvalidClient, "client secret expired", "Create a new client secret."),
-    700025: (InvalidClient, "public client must not present a credential", "Do not send a secret for a public client."),
-    700027: (InvalidClient, "client assertion signature invalid", "Check the certificate registered for the app."),
-    70002: (InvalidClient, "client credential invalid", None),
-    50012: (InvalidClient, "client assertion invalid", None),
-    700016: (UnauthorizedClient, "application not found in the directory", None),
-    90002: (InvalidTenant, "tenant not found", None),
-    50059: (InvalidTenant, "no tenant-identifying information", "Pass --tenant with a tenant id or domain."),
-    70011: (InvalidScope, "invalid scope", None),
-    1002012: (InvalidScope, "client credentials need a /.default scope", None),
-    700022: (InvalidScope, "scopes span more than one resource", None),
-    500011: (
-        InvalidResource,
-        "resource principal not found in the tenant",
-        "Check the scope's resource id and the tenant.",
-    ),
-    900144: (InvalidRequest, "a required parameter is missing", None),
-    90014: (InvalidRequest, "a required field is missing", None),
-    9001023: (InvalidRequest, "grant not supported on /common or /consumers", _TENANT_ALIAS),
-    901002: (InvalidRequest, "the v1 `resource` parameter is not supported on v2", "Use scope=<resource>/.default."),
-    90102: (InvalidRequest, "redirect_uri is not a valid absolute URI", None),
-    50011: (InvalidRequest, "redirect URI mismatch", "Use a redirect URI registered for the app."),
-    50147: (InvalidRequest, "code_challenge has the wrong size", None),
-    501491: (InvalidRequest, "code_challenge has the wrong size", None),
-    700054: (InvalidRequest, "response_type not enabled for the app", None),
-    50049: (InvalidRequest, "unknown authority instance", "Check --authority-host."),
-    50196: (LoopDetected, "too many identical requests (loop detected)", LoopDetected.hint),
-    70016: (AuthorizationPending, "device flow: authorization pending", None),
-    70020: (ExpiredToken, "device flow: device code expired", "Start the device code flow again."),
-    70018: (BadVerificationCode, "device flow: bad verification code", None),
-    70019: (ExpiredToken, "device flow: code expired", None),
-}
 
 _BY_ERROR: Mapping[str, Type[OAuthError]] = {
     cls.oauth_error: cls
@@ -521,6 +426,8 @@ def _class_for(error: str, codes: Sequence[int]) -> Type[OAuthError]:
     first, e.g. ``[70002, 54005]``), then the first known code (``invalid_grant`` carrying MFA's
     50076 is :class:`InteractionRequired`), then the ``error`` value.
     """
+    from .aadsts import AADSTS
+
     known = [AADSTS[code][0] for code in codes if code in AADSTS]
     if LoopDetected in known:
         return LoopDetected
@@ -553,3 +460,12 @@ def oauth_error_from_body(body: Mapping[str, Any], *, status: Optional[int] = No
         claims=_optional_str(body, "claims"),
         status=status,
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``AADSTS`` is loaded on first use (PEP 562), so that its module can import the classes above."""
+    if name == "AADSTS":
+        from .aadsts import AADSTS
+
+        return AADSTS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

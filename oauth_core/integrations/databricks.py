@@ -2,8 +2,9 @@
 
 The tenant comes from the workspace itself: ``GET https://<workspace>/aad/auth`` redirects to
 ``https://login.microsoftonline.com/<tenant id>/oauth2/authorize?...`` (databricks-sdk does the
-same). REST calls send ``Authorization: Bearer`` through :class:`~oauth_core.auth.EntraAuth`,
-plus, when given, ``X-Databricks-Azure-Workspace-Resource-Id`` and, for service principals,
+same). REST calls send ``Authorization: Bearer`` through :class:`DatabricksAuth` (an
+:class:`~oauth_core.integrations.httpx_auth.EntraAuth` for workspaces), plus, when given,
+``X-Databricks-Azure-Workspace-Resource-Id`` and, for service principals,
 ``X-Databricks-Azure-SP-Management-Token`` (a token for Azure Resource Manager).
 """
 
@@ -11,27 +12,38 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from .auth import SP_MANAGEMENT_TOKEN_HEADER, EntraAuth
-from .authority import is_loopback_host
-from .base import Scopes
-from .client import EntraClient, new_http_client, read_limited
-from .errors import ConfigError, InsecureAuthorityError, ResponseFormatError, TransportError
-from .protocol import DATABRICKS_SCOPE, terminal_safe
+from ..core.authority import is_loopback_host
+from ..core.errors import ConfigError, InsecureAuthorityError, ResponseFormatError, TransportError
+from ..core.flows import Scopes
+from ..core.redaction import terminal_safe
+from ..core.scopes import DATABRICKS_SCOPE
+from ..drivers.sync import EntraClient
+from ..drivers.transport import new_http_client, read_limited
+from .httpx_auth import EntraAuth
+
+if TYPE_CHECKING:
+    from ..drivers.aio import AsyncEntraClient
 
 __all__ = [
     "MANAGEMENT_SCOPE",
     "MAX_RESPONSE_BYTES",
+    "SP_MANAGEMENT_TOKEN_HEADER",
     "WORKSPACE_DOMAINS",
+    "WORKSPACE_RESOURCE_ID_HEADER",
+    "DatabricksAuth",
+    "build_workspace_resource_id",
     "call",
+    "check_workspace_resource_id",
     "describe_error",
     "is_workspace_host",
     "normalize_host",
     "require_workspace_host",
+    "resolve_workspace_resource_id",
     "workspace_tenant",
 ]
 
@@ -48,6 +60,123 @@ _TENANT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA
 _WORKSPACE_QUERY = re.compile(r"^(?:o=\d+)?$")  # the ?o=<workspace id> of URLs copied from a browser
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NO_AUTH = httpx.Auth()  # discovery sends no credentials, not even ones from .netrc
+WORKSPACE_RESOURCE_ID_HEADER = "X-Databricks-Azure-Workspace-Resource-Id"
+SP_MANAGEMENT_TOKEN_HEADER = "X-Databricks-Azure-SP-Management-Token"
+
+_GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_RESOURCE_GROUP = r"[A-Za-z0-9_.()-]{0,89}[A-Za-z0-9_()-]"  # 1-90 characters, not ending in a period
+_WORKSPACE = r"[A-Za-z0-9_-]{1,64}"
+_WORKSPACE_ID = re.compile(
+    rf"/subscriptions/{_GUID}/resourcegroups/{_RESOURCE_GROUP}/providers/microsoft\.databricks/workspaces/{_WORKSPACE}",
+    re.IGNORECASE,
+)
+
+
+def check_workspace_resource_id(resource_id: str) -> str:
+    """Check the shape of an Azure Databricks workspace's ARM resource id.
+
+    Args:
+        resource_id: ``/subscriptions/<guid>/resourcegroups/<name>/providers/microsoft.databricks/workspaces/<name>``
+            (any letter case, as the Azure portal shows it).
+
+    Returns:
+        The id, stripped of surrounding blanks and one trailing slash.
+
+    Raises:
+        ConfigError: it is not a workspace resource id.
+    """
+    text = resource_id.strip()
+    text = text[:-1] if text.endswith("/") else text
+    if not _WORKSPACE_ID.fullmatch(text):
+        raise ConfigError(
+            "the workspace resource id must look like /subscriptions/<subscription id>/resourcegroups/<group>"
+            "/providers/microsoft.databricks/workspaces/<workspace>"
+        )
+    return text
+
+
+def build_workspace_resource_id(subscription_id: str, resource_group: str, workspace_name: str) -> str:
+    """The workspace's ARM resource id from its three names, in the form Azure Databricks documents.
+
+    Raises:
+        ConfigError: a name is empty or has characters Azure does not allow.
+    """
+    return check_workspace_resource_id(
+        f"/subscriptions/{subscription_id.strip()}/resourcegroups/{resource_group.strip()}"
+        f"/providers/microsoft.databricks/workspaces/{workspace_name.strip()}"
+    )
+
+
+def resolve_workspace_resource_id(
+    resource_id: Optional[str],
+    subscription_id: Optional[str] = None,
+    resource_group: Optional[str] = None,
+    workspace_name: Optional[str] = None,
+) -> Optional[str]:
+    """The workspace's ARM resource id, given as such or as its three names (or None when nothing is given).
+
+    Raises:
+        ConfigError: both an id and names, only some of the names, or a malformed id or name.
+    """
+    names = (subscription_id, resource_group, workspace_name)
+    given = [name is not None for name in names]
+    if resource_id is not None:
+        if any(given):
+            raise ConfigError("pass either workspace_resource_id or the subscription, group and workspace names")
+        return check_workspace_resource_id(resource_id)
+    if not any(given):
+        return None
+    if not all(given):
+        raise ConfigError("subscription_id, resource_group and workspace_name go together: pass all three")
+    return build_workspace_resource_id(*(str(name) for name in names))
+
+
+class DatabricksAuth(EntraAuth):
+    """An :class:`~oauth_core.integrations.httpx_auth.EntraAuth` for Azure Databricks workspaces.
+
+    Use it as ``httpx.Client(auth=DatabricksAuth(client, workspace_resource_id=...))``. Besides the
+    bearer token (for the Azure Databricks scope unless ``scopes`` says otherwise), each request
+    carries the workspace headers it does not carry already.
+
+    Args:
+        client: an :class:`EntraClient` or ``AsyncEntraClient`` (see ``EntraAuth``).
+        scopes, min_validity, account: as for ``EntraAuth``; ``scopes`` defaults to
+            :data:`~oauth_core.core.scopes.DATABRICKS_SCOPE`.
+        workspace_resource_id: the workspace's ARM resource id, sent as
+            ``X-Databricks-Azure-Workspace-Resource-Id`` (Azure Databricks wants it from users who
+            are not yet workspace users, and from service principals).
+        subscription_id, resource_group, workspace_name: build that id instead (all three).
+        management_token: a service principal's Azure Resource Manager token, sent as
+            ``X-Databricks-Azure-SP-Management-Token`` (see :data:`MANAGEMENT_SCOPE`).
+
+    Raises:
+        ConfigError: as ``EntraAuth``, or a malformed resource id, or both an id and names (or
+            only some of the names).
+    """
+
+    def __init__(
+        self,
+        client: Union[EntraClient, AsyncEntraClient],
+        *,
+        scopes: Scopes = DATABRICKS_SCOPE,
+        min_validity: float = 300.0,
+        account: Optional[str] = None,
+        workspace_resource_id: Optional[str] = None,
+        subscription_id: Optional[str] = None,
+        resource_group: Optional[str] = None,
+        workspace_name: Optional[str] = None,
+        management_token: Optional[str] = None,
+    ) -> None:
+        resource_id = resolve_workspace_resource_id(
+            workspace_resource_id, subscription_id, resource_group, workspace_name
+        )
+        headers: Dict[str, str] = {}
+        if resource_id is not None:
+            headers[WORKSPACE_RESOURCE_ID_HEADER] = resource_id
+        if management_token is not None:
+            headers[SP_MANAGEMENT_TOKEN_HEADER] = management_token
+        super().__init__(client, scopes=scopes, min_validity=min_validity, account=account, headers=headers)
+        self.workspace_resource_id = resource_id
 
 
 def normalize_host(host: str) -> str:
@@ -130,7 +259,7 @@ def require_workspace_host(host: str, allowed_hosts: Iterable[str] = ()) -> str:
     zones = ", ".join("*" + domain for domain in WORKSPACE_DOMAINS)
     raise InsecureAuthorityError(
         f"{hostname} is not an Azure Databricks workspace host ({zones}) nor loopback, so the token is not "
-        f"sent to it: trust it explicitly with --allow-workspace-host {hostname} (library: allowed_hosts=)"
+        f"sent to it: trust it explicitly with allowed_hosts=['{hostname}']"
     )
 
 
@@ -254,10 +383,10 @@ def call(
         raise ConfigError("the path is not a valid URL path") from None
     if (url.scheme, url.host, url.port) != (origin.scheme, origin.host, origin.port):
         raise ConfigError("the path must stay on the workspace host")  # pragma: no cover - _check_path prevents it
-    auth = EntraAuth(client, scopes=scopes, account=account, workspace_resource_id=resource_id)
+    auth = DatabricksAuth(
+        client, scopes=scopes, account=account, workspace_resource_id=resource_id, management_token=management_token
+    )
     headers = {"accept": "application/json"}
-    if management_token is not None:
-        headers[SP_MANAGEMENT_TOKEN_HEADER] = management_token
     http = http_client or new_http_client(timeout)
     try:
         try:

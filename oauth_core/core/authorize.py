@@ -10,22 +10,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 from .authority import Authority, is_loopback_host
 from .errors import ConfigError, NonceMismatch, RedirectError, StateMismatch, oauth_error_from_body
+from .grants import TokenFlow, authorization_code_grant, build_token_request, token_flow
+from .messages import HttpRequest, Pairs, TokenSet, encode_form
 from .pkce import code_challenge, new_code_verifier, new_nonce, new_state, values_match
-from .protocol import (
-    HttpRequest,
-    Pairs,
-    TokenFlow,
-    TokenSet,
-    authorization_code_grant,
-    build_token_request,
-    encode_form,
-    token_flow,
-)
 
 __all__ = [
     "PROMPTS",
@@ -271,12 +263,16 @@ def exchange_code_flow(
     client_secret: Optional[str] = None,
     client_assertion: Optional[str] = None,
     headers: Pairs = (),
+    clock: Callable[[], float] = time.time,
 ) -> TokenFlow:
     """Redeem a code with the pending request's verifier; check the id_token's nonce.
 
+    ``clock`` (epoch seconds) dates the response, so the tokens' expiry counts from it: pass the
+    client's clock.
+
     Raises:
         NonceMismatch: the id_token's nonce is missing or differs.
-        (and everything :func:`~oauth_core.protocol.parse_token_response` raises)
+        (and everything :func:`~oauth_core.core.messages.parse_token_response` raises)
     """
     request: HttpRequest = build_token_request(
         pending.authority,
@@ -287,7 +283,7 @@ def exchange_code_flow(
         client_assertion=client_assertion,
         headers=headers,
     )
-    tokens: TokenSet = yield from token_flow(request)
+    tokens: TokenSet = yield from token_flow(request, clock=clock)
     if tokens.id_token is not None:
         nonce = (tokens.id_token_claims or {}).get("nonce")
         if not isinstance(nonce, str) or not values_match(pending.nonce, nonce):

@@ -19,17 +19,23 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncGenerator, Dict, Generator, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Dict, Generator, Iterable, Mapping, Optional, Union
 
 import httpx
 
-from .base import APP_ACCOUNT, Scopes
-from .client import EntraClient
-from .errors import ConfigError, InteractionRequired, ResponseFormatError
-from .protocol import normalize_scopes
+from ..core.errors import ConfigError, InteractionRequired, ResponseFormatError
+from ..core.flows import APP_ACCOUNT, Scopes
+from ..core.scopes import normalize_scopes
+from ..drivers.sync import EntraClient
 
 if TYPE_CHECKING:
-    from .aio import AsyncEntraClient
+    from ..drivers.aio import AsyncEntraClient
+    from .databricks import (
+        SP_MANAGEMENT_TOKEN_HEADER as SP_MANAGEMENT_TOKEN_HEADER,
+        WORKSPACE_RESOURCE_ID_HEADER as WORKSPACE_RESOURCE_ID_HEADER,
+        build_workspace_resource_id as build_workspace_resource_id,
+        check_workspace_resource_id as check_workspace_resource_id,
+    )
 
 __all__ = [
     "APP_ACCOUNT",
@@ -41,57 +47,24 @@ __all__ = [
     "check_workspace_resource_id",
 ]
 
-WORKSPACE_RESOURCE_ID_HEADER = "X-Databricks-Azure-Workspace-Resource-Id"
-SP_MANAGEMENT_TOKEN_HEADER = "X-Databricks-Azure-SP-Management-Token"
 # A min_validity no cached token can meet: get_token must refresh.
 FORCE_REFRESH = math.inf
-
-_GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_RESOURCE_GROUP = r"[A-Za-z0-9_.()-]{0,89}[A-Za-z0-9_()-]"  # 1-90 characters, not ending in a period
-_WORKSPACE = r"[A-Za-z0-9_-]{1,64}"
-_WORKSPACE_ID = re.compile(
-    rf"/subscriptions/{_GUID}/resourcegroups/{_RESOURCE_GROUP}/providers/microsoft\.databricks/workspaces/{_WORKSPACE}",
-    re.IGNORECASE,
+# Azure Databricks names that lived here before they moved to .databricks; still importable from here.
+_MOVED_TO_DATABRICKS = frozenset(
+    {
+        "SP_MANAGEMENT_TOKEN_HEADER",
+        "WORKSPACE_RESOURCE_ID_HEADER",
+        "build_workspace_resource_id",
+        "check_workspace_resource_id",
+    }
 )
+# Header names whose values are credentials: never shown in a repr.
+_SECRET_HEADER_PARTS = ("token", "secret", "authorization", "cookie", "password", "key")
+
 # RFC 7235 §2.1: challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ]
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _AUTH_PARAM = re.compile(rf'[\s,]*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)')
 _AUTH_SCHEME = re.compile(rf"[\s,]*({_TOKEN})")
-
-
-def check_workspace_resource_id(resource_id: str) -> str:
-    """Check the shape of an Azure Databricks workspace's ARM resource id.
-
-    Args:
-        resource_id: ``/subscriptions/<guid>/resourcegroups/<name>/providers/microsoft.databricks/workspaces/<name>``
-            (any letter case, as the Azure portal shows it).
-
-    Returns:
-        The id, stripped of surrounding blanks and one trailing slash.
-
-    Raises:
-        ConfigError: it is not a workspace resource id.
-    """
-    text = resource_id.strip()
-    text = text[:-1] if text.endswith("/") else text
-    if not _WORKSPACE_ID.fullmatch(text):
-        raise ConfigError(
-            "the workspace resource id must look like /subscriptions/<subscription id>/resourcegroups/<group>"
-            "/providers/microsoft.databricks/workspaces/<workspace>"
-        )
-    return text
-
-
-def build_workspace_resource_id(subscription_id: str, resource_group: str, workspace_name: str) -> str:
-    """The workspace's ARM resource id from its three names, in the form Azure Databricks documents.
-
-    Raises:
-        ConfigError: a name is empty or has characters Azure does not allow.
-    """
-    return check_workspace_resource_id(
-        f"/subscriptions/{subscription_id.strip()}/resourcegroups/{resource_group.strip()}"
-        f"/providers/microsoft.databricks/workspaces/{workspace_name.strip()}"
-    )
 
 
 def _unquote(value: str) -> str:
@@ -171,21 +144,24 @@ class EntraAuth(httpx.Auth):
     loop while it runs (cache hits do not).
 
     Each request gets ``Authorization: Bearer <token>`` (a token with at least ``min_validity``
-    seconds left, refreshed silently when needed). A 401 answer is retried once after a refresh;
-    a second 401 is returned as it is. Requests that already carry an ``Authorization`` header are
-    sent unchanged. Request bodies are read into memory so that the retry can send them again.
+    seconds left, refreshed silently when needed), plus ``headers`` it does not carry already. A
+    401 answer is retried once after a refresh; a second 401 is returned as it is. Requests that
+    already carry an ``Authorization`` header are sent unchanged. Request bodies are read into
+    memory so that the retry can send them again. For an Azure Databricks workspace use
+    :class:`~oauth_core.integrations.databricks.DatabricksAuth`, which adds the workspace headers.
 
     Args:
         client: where tokens come from (someone must have signed in with it, or into its cache).
-        scopes: the token's scopes; the client's default scopes (Azure Databricks) when None.
+        scopes: the token's scopes; the client's default scopes when None.
         min_validity: seconds a token must still be valid to be sent.
         account: which cached account, when the cache holds several. :data:`APP_ACCOUNT` (``"app"``)
             means a service principal's app-only token, which ``get_token`` renews with the
             client's secret or certificate.
-        workspace_resource_id: an Azure Databricks workspace's ARM resource id, sent as
-            ``X-Databricks-Azure-Workspace-Resource-Id`` (Azure Databricks wants it from users
-            who are not yet workspace users, and from service principals).
-        subscription_id, resource_group, workspace_name: build that id instead (all three).
+        headers: more headers for every request (an API's own routing headers, say); a header
+            the request already carries is left as it is.
+        workspace_resource_id, subscription_id, resource_group, workspace_name: deprecated
+            aliases of :class:`~oauth_core.integrations.databricks.DatabricksAuth`'s arguments
+            (the workspace's ARM resource id, or the three names it is built from).
 
     Raises:
         ConfigError: a client of another type, a bad ``min_validity``, a malformed resource id,
@@ -205,6 +181,7 @@ class EntraAuth(httpx.Auth):
         subscription_id: Optional[str] = None,
         resource_group: Optional[str] = None,
         workspace_name: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> None:
         if not isinstance(client, EntraClient) and not _is_async_client(client):
             raise ConfigError("EntraAuth needs an EntraClient or an AsyncEntraClient")
@@ -214,15 +191,22 @@ class EntraAuth(httpx.Auth):
         self.scopes = normalize_scopes(scopes) if scopes is not None else None
         self.min_validity = float(min_validity)
         self.account = account
-        self.workspace_resource_id = _resource_id(
-            workspace_resource_id, subscription_id, resource_group, workspace_name
-        )
+        self.headers: Dict[str, str] = dict(headers or {})
+        self.workspace_resource_id: Optional[str] = None
+        workspace = (workspace_resource_id, subscription_id, resource_group, workspace_name)
+        if any(value is not None for value in workspace):
+            from .databricks import WORKSPACE_RESOURCE_ID_HEADER, resolve_workspace_resource_id
+
+            self.workspace_resource_id = resolve_workspace_resource_id(*workspace)
+            if self.workspace_resource_id is not None:
+                self.headers.setdefault(WORKSPACE_RESOURCE_ID_HEADER, self.workspace_resource_id)
 
     def __repr__(self) -> str:
-        return (
-            f"EntraAuth(client={self._client!r}, scopes={self.scopes!r}, "
-            f"workspace_resource_id={self.workspace_resource_id!r})"
-        )
+        shown = {
+            name: "<redacted>" if any(part in name.lower() for part in _SECRET_HEADER_PARTS) else value
+            for name, value in self.headers.items()
+        }
+        return f"{type(self).__name__}(client={self._client!r}, scopes={self.scopes!r}, headers={shown!r})"
 
     # -- the shared flow ---------------------------------------------------------------------
 
@@ -231,8 +215,9 @@ class EntraAuth(httpx.Auth):
         if "authorization" in request.headers:  # the caller chose its own credentials
             yield request
             return
-        if self.workspace_resource_id is not None and WORKSPACE_RESOURCE_ID_HEADER not in request.headers:
-            request.headers[WORKSPACE_RESOURCE_ID_HEADER] = self.workspace_resource_id
+        for name, value in self.headers.items():
+            if name not in request.headers:
+                request.headers[name] = value
         token = yield from self._token(self.min_validity)
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield from self._send(request)
@@ -319,26 +304,19 @@ class EntraAuth(httpx.Auth):
 
 def _is_async_client(client: object) -> bool:
     try:
-        from .aio import AsyncEntraClient
+        from ..drivers.aio import AsyncEntraClient
     except ImportError:  # pragma: no cover - an install without the async client
         return False
     return isinstance(client, AsyncEntraClient)
 
 
-def _resource_id(
-    resource_id: Optional[str],
-    subscription_id: Optional[str],
-    resource_group: Optional[str],
-    workspace_name: Optional[str],
-) -> Optional[str]:
-    names = (subscription_id, resource_group, workspace_name)
-    given = [name is not None for name in names]
-    if resource_id is not None:
-        if any(given):
-            raise ConfigError("pass either workspace_resource_id or the subscription, group and workspace names")
-        return check_workspace_resource_id(resource_id)
-    if not any(given):
-        return None
-    if not all(given):
-        raise ConfigError("subscription_id, resource_group and workspace_name go together: pass all three")
-    return build_workspace_resource_id(*(str(name) for name in names))
+def __getattr__(name: str) -> Any:
+    """The Azure Databricks names that moved to :mod:`.databricks`, imported on first use.
+
+    Lazily, because that module imports this one.
+    """
+    if name in _MOVED_TO_DATABRICKS:
+        from . import databricks
+
+        return getattr(databricks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,115 @@
+"""Token cache commands: token, accounts and logout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any, Dict, List, Mapping, TextIO
+
+from .output import print_tokens, safe
+from .settings import authority_host, client_id, make_client, open_cache, tenant
+from .usage import AddCommand, seconds_left
+
+__all__ = ["add_cache_commands", "cmd_accounts", "cmd_logout", "cmd_token"]
+
+
+def add_cache_commands(command: AddCommand) -> None:
+    """token, accounts and logout."""
+    sub = command("token", "Print only a valid access token from the cache, refreshing it silently if needed.")
+    sub.add_argument(
+        "--min-validity",
+        type=seconds_left,
+        default=300.0,
+        metavar="S",
+        help="seconds the token must still be valid (default 300)",
+    )
+
+    command("accounts", "List the accounts and token scope sets the cache holds (no secrets).")
+
+    sub = command("logout", "Remove the cached tokens of an account of this client (or everything).")
+    sub.add_argument("--all", action="store_true", help="remove every cached token of every client")
+
+
+def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Print a valid access token from the cache (refreshed silently when needed)."""
+    client = make_client(args)
+    with client:
+        tokens = client.get_token(min_validity=args.min_validity, account=args.account)
+    if args.json:
+        print_tokens(tokens, True, out)
+    else:
+        out.write(safe(tokens.access_token) + "\n")
+    return 0
+
+
+def _access_tokens(state: Any, account: str, now: float) -> List[Dict[str, Any]]:
+    """The scope sets and expiry of an account's cached access tokens (never the tokens)."""
+    from ..drivers.stores import entries
+
+    tokens = []
+    for entry in entries(state):
+        expires_at = entry.get("expires_at")
+        if entry.get("account") != account or isinstance(expires_at, bool):
+            continue
+        if not isinstance(expires_at, (int, float)) or not abs(expires_at) < 1e11:
+            continue  # a hand-edited entry: not listed (and not served)
+        scopes = entry.get("scopes")
+        scopes = [x for x in scopes if isinstance(x, str)] if isinstance(scopes, list) else []
+        tokens.append({"scopes": scopes, "expires_at": int(expires_at), "expires_in": int(expires_at - now)})
+    return tokens
+
+
+def _print_account(account: Mapping[str, Any], out: TextIO) -> None:
+    # names and scopes come from tokens: shown made safe
+    out.write(safe(f"{account.get('username') or '(unknown user)'}  account {account['account']}") + "\n")
+    out.write(safe(f"  client {account.get('client_id')} at {account.get('host')}/{account.get('tenant')}") + "\n")
+    for token in account["access_tokens"]:
+        left = token["expires_in"]
+        status = f"expires in {left // 60} min" if left > 0 else "expired"
+        out.write(f"  {safe(' '.join(token['scopes'] or []))}: {status}\n")
+
+
+def cmd_accounts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """List the cached accounts and their token scope sets."""
+    from ..drivers.stores import accounts
+
+    state = open_cache(args).snapshot()
+    now = time.time()
+    listed: List[Dict[str, Any]] = []
+    for account in accounts(state):
+        shown = {k: (v if isinstance(v, str) else None) for k, v in account.items()}
+        listed.append({**shown, "access_tokens": _access_tokens(state, account["account"], now)})
+    if args.json:
+        out.write(json.dumps({"accounts": listed}) + "\n")
+        return 0
+    if not listed:
+        out.write("The token cache is empty.\n")
+    for account in listed:
+        _print_account(account, out)
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Remove the cached tokens of an account of this client (or, with --all, everything)."""
+    from ..drivers.stores import CacheScope, accounts, remove_account
+
+    cache = open_cache(args)
+    with cache.transaction() as state:
+        if args.all:
+            removed = len(accounts(state))
+            for section in ("access_tokens", "refresh_tokens", "accounts", "flags"):
+                state[section].clear()
+        else:
+            from ..core.authority import Authority
+
+            authority = Authority.of(authority_host(args), tenant(args))
+            where = CacheScope(authority.host, authority.tenant, client_id(args))
+            mine = [a for a in accounts(state, where) if args.account in (None, a.get("account"), a.get("username"))]
+            for account in mine:
+                remove_account(
+                    state, CacheScope(where.host, str(account["tenant"]), where.client_id), account["account"]
+                )
+            removed = len(mine)
+    err.write(f"Removed {removed} account(s) from the token cache.\n")
+    return 0

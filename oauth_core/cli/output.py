@@ -1,0 +1,138 @@
+"""What the commands print: tokens, errors with their hints, and --verbose request logs."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Dict, TextIO
+
+from ..core.errors import OAuthCoreError, OAuthError, TokensNotSaved
+from .exit_codes import exit_code_for
+from .hints import shell_hint
+
+if TYPE_CHECKING:
+    from ..core.protocol import TokenSet
+
+__all__ = ["print_tokens", "report", "safe", "setup_logging", "unsaved", "when"]
+
+
+def when(epoch: float, now: float) -> str:
+    """A UTC time with how long until (or since) it."""
+    moment = datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    left = int(epoch - now)
+    if left >= 0:
+        return f"{moment} (in {left // 60} min {left % 60} s)"
+    return f"{moment} (expired {-left // 60} min ago)"
+
+
+def safe(text: Any, *, multiline: bool = False) -> str:
+    """Text from a server (or a token, or the cache) with escape sequences and controls removed."""
+    from ..core.protocol import terminal_safe
+
+    return terminal_safe(str(text), multiline=multiline)
+
+
+def print_tokens(tokens: TokenSet, as_json: bool, out: TextIO) -> None:
+    """The tokens of a grant: one JSON object, or labelled text."""
+    now = time.time()
+    if as_json:
+        data = {
+            "token_type": tokens.token_type,
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "id_token": tokens.id_token,
+            "scope": list(tokens.scopes),
+            "expires_in": tokens.expires_in(now),
+            "expires_at": int(tokens.expires_at),
+            "claims": dict(tokens.claims) if tokens.claims is not None else None,
+        }
+        out.write(json.dumps(data) + "\n")
+        return
+    out.write(f"Access token:\n\n{safe(tokens.access_token)}\n\n")
+    if tokens.refresh_token:
+        out.write(f"Refresh token:\n\n{safe(tokens.refresh_token)}\n\n")
+    else:
+        out.write("Refresh token: none (user grants need offline_access; app-only tokens never have one)\n\n")
+    out.write(f"Expires: {when(tokens.expires_at, now)}\n")
+    out.write(f"Scopes:  {safe(' '.join(tokens.scopes))}\n")
+
+
+def unsaved(exc: TokensNotSaved, out: TextIO, err: TextIO) -> int:
+    """Tokens were issued but the cache refused them: print them (as --json would) rather than lose them."""
+    print_tokens(exc.tokens, True, out)
+    err.write(
+        f"warning: {safe(exc)}; the tokens are printed above as JSON and will not be reused by oauth-core: "
+        "keep what you need from them, and fix the cache before the next sign-in\n"
+    )
+    return exit_code_for(exc)
+
+
+def _error_payload(exc: OAuthCoreError) -> Dict[str, Any]:
+    if isinstance(exc, OAuthError):
+        payload = exc.to_dict()
+    else:
+        name = "".join("_" + c.lower() if c.isupper() else c for c in type(exc).__name__).lstrip("_")
+        payload = {
+            "error": name,
+            "error_description": str(exc),
+            "error_codes": [],
+            "correlation_id": None,
+            "trace_id": None,
+            "status": getattr(exc, "status", None),
+        }
+    payload["hint"] = shell_hint(exc)
+    return payload
+
+
+def _diagnostics(exc: OAuthError) -> str:
+    ids = [
+        f"{k}: {v}"
+        for k, v in (
+            ("AADSTS", ",".join(map(str, exc.error_codes))),
+            ("correlation id", exc.correlation_id),
+            ("trace id", exc.trace_id),
+        )
+        if v
+    ]
+    return "; ".join(ids)
+
+
+def report(exc: OAuthCoreError, as_json: bool, err: TextIO) -> int:
+    """Print ``exc`` (one JSON line, or text with its ids, response start and hint); return its exit code."""
+    if as_json:  # json.dumps escapes control characters (ESC is written as \u001b)
+        err.write(json.dumps(_error_payload(exc)) + "\n")
+        return exit_code_for(exc)
+    err.write(f"oauth-core: error: {safe(exc)}\n")
+    ids = _diagnostics(exc) if isinstance(exc, OAuthError) else ""
+    if ids:
+        err.write("  " + safe(ids) + "\n")
+    snippet = getattr(exc, "snippet", "")
+    if snippet:
+        err.write(f"  response began: {safe(snippet)}\n")
+    hint = shell_hint(exc)
+    if hint:
+        err.write(f"  hint: {safe(hint)}\n")
+    return exit_code_for(exc)
+
+
+def setup_logging(verbose: bool, err: TextIO) -> None:
+    """With --verbose, log oauth_core's requests to ``err`` through a formatter that redacts tokens."""
+    if not verbose:
+        return
+    import logging
+
+    from ..core.protocol import redacted_snippet
+
+    class RedactingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return redacted_snippet(super().format(record).encode("utf-8"), limit=2000)
+
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(RedactingFormatter("oauth-core: %(levelname)s %(message)s"))
+    handler.set_name("oauth-core-cli")
+    log = logging.getLogger("oauth_core")
+    for old in [h for h in log.handlers if h.get_name() == "oauth-core-cli"]:
+        log.removeHandler(old)  # main() may run many times in one process (tests, embedding)
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)

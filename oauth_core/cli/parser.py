@@ -1,0 +1,105 @@
+"""The ``oauth-core`` argument parser: common options, then one subcommand per command."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import __version__
+from .bench import add_bench_command
+from .cache import add_cache_commands
+from .databricks import add_databricks_command
+from .decode import add_decode_command
+from .emulator import add_emulator_commands
+from .signin import add_app_commands, add_sign_in_commands
+from .usage import Parser, positive_seconds
+
+__all__ = ["build_parser"]
+
+
+def _common_options(suppress: bool) -> argparse.ArgumentParser:
+    """The options every command takes; with ``suppress`` they do not overwrite earlier values."""
+    parent = argparse.ArgumentParser(add_help=False)
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parent.add_argument_group("common options")
+    group.add_argument(
+        "--tenant",
+        default=default(None),
+        help="tenant id, domain, organizations, common or consumers (env AZURE_TENANT_ID; default organizations)",
+    )
+    group.add_argument("--client-id", default=default(None), help="application (client) id (env AZURE_CLIENT_ID)")
+    group.add_argument(
+        "--authority-host",
+        default=default(None),
+        help="login host URL or public/usgov/china (env AZURE_AUTHORITY_HOST)",
+    )
+    group.add_argument(
+        "--scope",
+        action="append",
+        default=default(None),
+        help="scope to request, repeatable (default: the Azure Databricks scope)",
+    )
+    group.add_argument(
+        "--no-offline-access",
+        action="store_true",
+        default=default(False),
+        help="do not add 'offline_access openid profile' to user grants",
+    )
+    group.add_argument(
+        "--no-cache",
+        action="store_true",
+        default=default(False),
+        help="keep tokens in memory only (default: the 0600 token cache in the state directory)",
+    )
+    group.add_argument("--account", default=default(None), help="which cached account to use (username or account id)")
+    group.add_argument(
+        "--allow-authority-host",
+        action="append",
+        default=default(None),
+        metavar="HOST",
+        help="trust this authority host besides Entra's own and loopback (repeatable; env OAUTH_CORE_TRUSTED_HOSTS)",
+    )
+    group.add_argument("--json", action="store_true", default=default(False), help="print one JSON object")
+    group.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=default(None),
+        help="seconds per HTTP request (default 30); for login and device-code, the sign-in wait "
+        "(default 300; device-code: the code's expiry)",
+    )
+    group.add_argument(
+        "--verbose", "-v", action="store_true", default=default(False), help="log requests to stderr (secrets redacted)"
+    )
+    return parent
+
+
+def build_parser() -> Parser:
+    """The whole command line; every command is a subcommand (the emulator's options load on use)."""
+    parser = Parser(
+        prog="oauth-core",
+        description="Microsoft Entra ID tokens over raw HTTP (the Azure Databricks scope by default).",
+        parents=[_common_options(suppress=False)],
+        epilog="Exit codes: 0 ok, 1 refused by Entra, 2 usage/bad input, 3 network/service failure, "
+        "4 security check failed.",
+    )
+    parser.add_argument("--version", action="version", version=f"oauth-core {__version__}")
+    commands: Any = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    common = [_common_options(suppress=True)]
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text, parents=common)
+        return sub
+
+    add_sign_in_commands(command)
+    add_app_commands(command)
+    add_cache_commands(command)
+    add_databricks_command(command)
+    add_bench_command(command)
+    emulator = add_emulator_commands(command, commands)
+    if isinstance(emulator, Parser):  # it takes no common options: its leftovers point at its own help
+        parser.commands["emulator"] = emulator
+    add_decode_command(command)
+    return parser

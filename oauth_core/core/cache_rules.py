@@ -1,0 +1,397 @@
+"""What a token cache holds and how the flows read and change it: pure functions over a state.
+
+A cache state is a JSON-shaped dict, the same in memory and in a file:
+
+- ``access_tokens``: per authority host, tenant, client id, account and scope set (sorted), the
+  token with its expiry and Entra's ``refresh_in``;
+- ``refresh_tokens``: one per host, client and account (Entra refresh tokens are not bound to a
+  resource, so one serves every scope set; a rotated one replaces the old);
+- ``accounts``: who is signed in, without secrets;
+- ``flags``: per access-token key, the scope sets that need a person to sign in again (after
+  ``invalid_grant``) and when the last refresh was attempted (at most one proactive attempt per 30 s).
+
+The flows never touch a cache themselves: they yield the effects below, which the drivers
+perform (:mod:`oauth_core.drivers.sync`, :mod:`oauth_core.drivers.aio`), so no lock is ever held
+and no file touched while a request is on the wire.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .errors import CacheError, ConfigError
+from .protocol import TokenSet
+
+__all__ = [
+    "APP_ACCOUNT",
+    "VERSION",
+    "CacheEntry",
+    "CacheScope",
+    "Check",
+    "Load",
+    "Lock",
+    "Save",
+    "State",
+    "account_of",
+    "accounts",
+    "empty_state",
+    "entries",
+    "entry_key",
+    "find_access_token",
+    "find_refresh_token",
+    "flag",
+    "freshness",
+    "marks_of",
+    "note_attempt",
+    "remove_account",
+    "resolve_account",
+    "scope_key",
+    "store",
+    "validated",
+]
+
+VERSION = 1
+APP_ACCOUNT = "app"  # the account of app-only (client credentials) tokens
+SECTIONS = ("access_tokens", "refresh_tokens", "accounts", "flags")
+START_AFRESH = "delete the file to start afresh: only cached tokens are lost, and signing in again recreates it"
+_OIDC = frozenset({"offline_access", "openid", "profile", "email"})
+
+State = Dict[str, Any]
+
+
+# -- effects: what a flow asks its driver to do with the cache ------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """Make sure the cache can be read and written now (its ``check_usable``), or throw its error in.
+
+    A grant asks for this before it spends a code or a refresh token.
+    """
+
+
+@dataclass(frozen=True)
+class Load:
+    """Send back the cache's current state (validated, read without a lock; treat it as read-only)."""
+
+
+@dataclass(frozen=True)
+class Save:
+    """Run ``apply(state)`` in one short cache transaction and send back what it returned.
+
+    The driver takes the cache's lock, re-reads the state, applies the change to that latest
+    state (so nothing another process wrote meanwhile is lost), writes it and lets go. A cache
+    that cannot be written has its error thrown into the flow.
+    """
+
+    apply: Callable[[State], Any]
+
+
+@dataclass(frozen=True)
+class Lock:
+    """Hold the single-flight lock of one cache entry (threads and processes) until the flow ends."""
+
+    key: str
+
+
+# -- the state ------------------------------------------------------------------------------------
+
+
+def empty_state() -> State:
+    """A cache with nothing in it."""
+    return {"version": VERSION, "access_tokens": {}, "refresh_tokens": {}, "accounts": {}, "flags": {}}
+
+
+def _damaged(where: str, problem: str, hint: str = START_AFRESH) -> CacheError:
+    error = CacheError(f"the token cache {where!r} {problem}; delete it to start afresh")
+    error.hint = hint
+    return error
+
+
+def _kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def validated(state: Any, where: str) -> State:
+    """``state`` when it is a cache of this version with every section; ``where`` names it in errors.
+
+    Raises:
+        CacheError: (with a ``hint``) not a cache, another version, or a section missing or not an object.
+    """
+    if not isinstance(state, dict):
+        raise _damaged(where, f"is not a token cache (its JSON is {_kind(state)}, not an object)")
+    if "version" not in state:
+        raise _damaged(where, "is not a token cache (it has no version)")
+    version = state["version"]
+    if version != VERSION or type(version) is not int:
+        shown = json.dumps(version)[:40] if not isinstance(version, (dict, list)) else _kind(version)
+        raise _damaged(
+            where,
+            f"is of unknown version {shown} (this oauth-core reads version {VERSION})",
+            "it was written by another version of oauth-core: use that version, or delete the file to start afresh",
+        )
+    for section in SECTIONS:
+        if section not in state:
+            raise _damaged(where, f"is damaged: section {section!r} is missing")
+        if not isinstance(state[section], dict):
+            kind = _kind(state[section])
+            raise _damaged(where, f"is damaged: section {section!r} has the wrong type ({kind}, not an object)")
+    return state
+
+
+def scope_key(scopes: Sequence[str]) -> str:
+    """The scope set as a stable key: resource scopes only (OIDC ones never change the token), sorted."""
+    resource = sorted({s for s in scopes if s.lower() not in _OIDC})
+    return " ".join(resource or sorted(set(scopes)))
+
+
+def account_of(raw: Dict[str, Any], claims: Optional[Dict[str, Any]], id_claims: Optional[Dict[str, Any]]) -> str:
+    """The account a token response belongs to: ``uid.utid`` from client_info, else ``oid.tid``.
+
+    App-only tokens (client credentials) belong to the account ``app``.
+    """
+    info = raw.get("client_info")
+    if isinstance(info, str):
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(info + "=" * (-len(info) % 4)))
+            if (
+                isinstance(decoded, dict)
+                and isinstance(decoded.get("uid"), str)
+                and isinstance(decoded.get("utid"), str)
+            ):
+                return f"{decoded['uid']}.{decoded['utid']}"
+        except (ValueError, TypeError):
+            pass
+    for source in (id_claims, claims):
+        if source and isinstance(source.get("oid"), str) and isinstance(source.get("tid"), str):
+            if source.get("idtyp") == "app":
+                return APP_ACCOUNT
+            return f"{source['oid']}.{source['tid']}"
+    return APP_ACCOUNT if claims is not None and "scp" not in claims else "unknown"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A cached access token (no refresh token here: those are kept per account)."""
+
+    access_token: str
+    token_type: str
+    scopes: Tuple[str, ...]
+    expires_at: float
+    refresh_at: Optional[float]
+    account: str
+    username: Optional[str]
+
+    def __repr__(self) -> str:
+        return f"CacheEntry(account={self.account!r}, scopes={self.scopes!r}, expires_at={self.expires_at!r})"
+
+
+@dataclass(frozen=True)
+class CacheScope:
+    """Which part of the cache one client uses: its authority host, tenant and client id."""
+
+    host: str
+    tenant: str
+    client_id: str
+
+    def at_key(self, account: str, scopes: Sequence[str]) -> str:
+        """The key of the access token of ``account`` for ``scopes`` (also its single-flight lock)."""
+        return "|".join((self.host, self.tenant, self.client_id, account, scope_key(scopes)))
+
+    def account_key(self, account: str) -> str:
+        """The key of an account's record and refresh token."""
+        # Entra refresh tokens are bound to client and account, not to a resource or tenant.
+        return "|".join((self.host, self.client_id, account))
+
+
+def _account_and_user(tokens: TokenSet) -> Tuple[str, Optional[str]]:
+    claims = dict(tokens.claims) if tokens.claims else None
+    account = account_of(dict(tokens.raw), claims, None)
+    username = _username(claims, None)
+    if tokens.id_token and (account == "unknown" or username is None):  # decode it only when needed
+        id_claims = tokens.id_token_claims
+        if account == "unknown":
+            account = account_of(dict(tokens.raw), claims, id_claims)
+        username = _username(None, id_claims)
+    return account, username
+
+
+def entry_key(where: CacheScope, tokens: TokenSet, requested: Sequence[str]) -> str:
+    """The access-token key :func:`store` files ``tokens`` under (what a grant locks before saving)."""
+    claims = dict(tokens.claims) if tokens.claims else None
+    account = account_of(dict(tokens.raw), claims, None)
+    if account == "unknown" and tokens.id_token:
+        account = account_of(dict(tokens.raw), claims, tokens.id_token_claims)
+    return where.at_key(account, tuple(requested) or tokens.scopes)
+
+
+def store(state: State, where: CacheScope, tokens: TokenSet, requested: Sequence[str]) -> str:
+    """Record a token response; returns the account it belongs to.
+
+    A new refresh token replaces the account's old one; a response without one keeps it.
+    """
+    account, username = _account_and_user(tokens)
+    scopes = tuple(requested) or tokens.scopes
+    key = where.at_key(account, scopes)
+    state["access_tokens"][key] = {
+        "access_token": tokens.access_token,
+        "token_type": tokens.token_type,
+        "scopes": list(tokens.scopes),
+        "scope_key": scope_key(scopes),
+        "expires_at": tokens.expires_at,
+        "refresh_at": tokens.refresh_at,
+        "account": account,
+    }
+    account_key = where.account_key(account)
+    if tokens.refresh_token:
+        state["refresh_tokens"][account_key] = {"refresh_token": tokens.refresh_token}
+    previous = _record(state, "accounts", account_key)
+    state["accounts"][account_key] = {
+        "account": account,
+        "username": username or previous.get("username"),
+        "host": where.host,
+        "client_id": where.client_id,
+        "tenant": where.tenant,
+    }
+    state["flags"].pop(key, None)
+    return account
+
+
+def _username(claims: Optional[Mapping[str, Any]], id_claims: Optional[Mapping[str, Any]]) -> Optional[str]:
+    for source in (id_claims, claims):
+        for name in ("preferred_username", "upn", "unique_name", "email"):
+            value = (source or {}).get(name)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def _record(state: State, section: str, key: str) -> Dict[str, Any]:
+    """One record of a section, or an empty dict when it is absent or not an object (hand-edited)."""
+    value = state[section].get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def find_access_token(state: State, where: CacheScope, account: str, scopes: Sequence[str]) -> Optional[CacheEntry]:
+    """The cached access token of ``account`` for ``scopes``, or None (also for a hand-edited entry)."""
+    record = state["access_tokens"].get(where.at_key(account, scopes))
+    if not isinstance(record, dict) or not isinstance(record.get("access_token"), str):
+        return None
+    expires_at, refresh_at = _finite(record.get("expires_at")), _finite(record.get("refresh_at"))
+    if expires_at is None or (refresh_at is None and record.get("refresh_at") is not None):
+        return None  # a hand-edited expiry ("soon", NaN, a string): treat it as absent, a refresh replaces it
+    try:
+        return CacheEntry(
+            access_token=record["access_token"],
+            token_type=str(record.get("token_type") or "Bearer"),
+            scopes=tuple(record.get("scopes") or ()),
+            expires_at=expires_at,
+            refresh_at=refresh_at,
+            account=account,
+            username=_record(state, "accounts", where.account_key(account)).get("username"),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None  # a hand-edited entry: treat it as absent, a refresh replaces it
+
+
+def _finite(value: Any) -> Optional[float]:
+    """A JSON number as a finite float; None for anything else (strings, booleans, NaN, huge)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def find_refresh_token(state: State, where: CacheScope, account: str) -> Optional[str]:
+    """The account's refresh token, or None."""
+    record = state["refresh_tokens"].get(where.account_key(account))
+    token = record.get("refresh_token") if isinstance(record, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
+def accounts(state: State, where: Optional[CacheScope] = None) -> List[Dict[str, Any]]:
+    """The accounts the cache knows (all, or those of one host and client), without secrets."""
+    found = [dict(v) for v in state["accounts"].values() if isinstance(v, dict) and isinstance(v.get("account"), str)]
+    if where is not None:
+        found = [a for a in found if a.get("host") == where.host and a.get("client_id") == where.client_id]
+    return sorted(found, key=lambda a: (str(a.get("username")), str(a.get("account"))))
+
+
+def resolve_account(state: State, where: CacheScope, wanted: Optional[str]) -> Optional[str]:
+    """The account id to use: the one named (by id or username), or the only one there is.
+
+    Raises:
+        ConfigError: several accounts match and none was named.
+    """
+    known = accounts(state, where)
+    if wanted is not None:
+        match = [a["account"] for a in known if wanted in (a.get("account"), a.get("username"))]
+        return str(match[0]) if match else None
+    if len(known) > 1:
+        names = ", ".join(str(a.get("username") or a.get("account")) for a in known)
+        raise ConfigError(f"several accounts are signed in ({names}): name one with account= / --account")
+    return str(known[0]["account"]) if known else None
+
+
+def flag(state: State, key: str) -> Dict[str, Any]:
+    """The mutable flags of one access-token key: ``interaction_required``, ``last_attempt``."""
+    value = state["flags"].get(key)
+    fresh: Dict[str, Any] = dict(value) if isinstance(value, dict) else {}  # copy-on-write; or hand-edited
+    state["flags"][key] = fresh
+    return fresh
+
+
+def marks_of(state: State, key: str) -> Mapping[str, Any]:
+    """The flags of one access-token key, read-only (empty when absent or hand-edited)."""
+    value = state["flags"].get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def note_attempt(state: State, key: str, at: float, refused: Optional[List[int]] = None) -> None:
+    """Record a failed refresh of ``key`` at ``at``; ``refused`` (error codes) means a person must sign in."""
+    marks = flag(state, key)
+    marks["last_attempt"] = at
+    if refused is not None:
+        marks["interaction_required"] = refused
+
+
+def remove_account(state: State, where: CacheScope, account: str) -> None:
+    """Forget an account: its access tokens, flags, refresh token and record."""
+    prefix = "|".join((where.host, where.tenant, where.client_id, account)) + "|"
+    for section in ("access_tokens", "flags"):
+        for key in [k for k in state[section] if k.startswith(prefix)]:
+            del state[section][key]
+    state["refresh_tokens"].pop(where.account_key(account), None)
+    state["accounts"].pop(where.account_key(account), None)
+
+
+def freshness(
+    entry: CacheEntry, now: float, *, min_validity: float, refresh_window: float = 300.0, hard_margin: float = 40.0
+) -> str:
+    """``"fresh"``: serve it. ``"soft"``: refresh, but serve it if that fails. ``"hard"``: refresh or fail.
+
+    Hard below ``max(min_validity, hard_margin)`` seconds left (Azure Databricks refuses tokens
+    with 30 s or less); soft from ``refresh_window`` before expiry, or Entra's ``refresh_in``.
+    """
+    if not math.isfinite(entry.expires_at):  # NaN compares false with everything: never "fresh"
+        return "hard"
+    left = entry.expires_at - now
+    if left <= max(min_validity, hard_margin):
+        return "hard"
+    window_opens = entry.expires_at - refresh_window
+    if entry.refresh_at is not None and math.isfinite(entry.refresh_at):
+        window_opens = min(window_opens, entry.refresh_at)
+    return "soft" if now >= window_opens else "fresh"
+
+
+def entries(state: State) -> List[Dict[str, Any]]:
+    """The access-token records of a state (with their account and expiry), for listing."""
+    return [dict(v) for v in state["access_tokens"].values() if isinstance(v, dict)]
