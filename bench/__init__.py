@@ -13,4 +13,7 @@ seconds) from the repository root after ``pip install -e '.[bench]'``. Modules:
 ``concurrency``  sequential, threads and ``asyncio.gather``, with and without server delay
 ``stats``, ``report``, ``run``   percentiles; Markdown, JSON, plots, RESULTS.md; the command line
 ``reliability``  fuzzing, injected faults, killed cache writers, secret leaks (``python -m bench.reliability``)
+``identity``     the default chain on a host without managed identity, and managed identity token
+                 latency, beside azure-identity and MSAL (``python -m bench.identity``; the
+                 clients run in ``identity_worker`` processes)
 """

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         CacheError as CacheError,
         ConfigError as ConfigError,
         ExpiredToken as ExpiredToken,
+        FederatedCredentialRejected as FederatedCredentialRejected,
         InsecureAuthorityError as InsecureAuthorityError,
         InteractionRequired as InteractionRequired,
         InteractionTimeout as InteractionTimeout,
@@ -75,6 +76,20 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .core.grants import (
         build_token_request as build_token_request,
     )
+    from .core.identity import (
+        IdentitySource as IdentitySource,
+    )
+    from .core.identity_errors import (
+        IdentityNotFound as IdentityNotFound,
+        IdentityUnavailable as IdentityUnavailable,
+        ManagedIdentityError as ManagedIdentityError,
+        NoIdentityAssigned as NoIdentityAssigned,
+        ResourceNotPermitted as ResourceNotPermitted,
+    )
+    from .core.managed import (
+        CredentialUnavailable as CredentialUnavailable,
+        LinkReport as LinkReport,
+    )
     from .core.messages import (
         HttpRequest as HttpRequest,
         HttpResponse as HttpResponse,
@@ -86,6 +101,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     )
     from .drivers.aio import (
         AsyncEntraClient as AsyncEntraClient,
+    )
+    from .drivers.chain import (
+        DefaultCredential as DefaultCredential,
+    )
+    from .drivers.federated import (
+        CiOidcToken as CiOidcToken,
+        FederatedTokenFile as FederatedTokenFile,
+        WorkloadIdentity as WorkloadIdentity,
+    )
+    from .drivers.identity import (
+        AsyncManagedIdentity as AsyncManagedIdentity,
+        ManagedIdentity as ManagedIdentity,
     )
     from .drivers.retry import (
         RetryPolicy as RetryPolicy,
@@ -166,6 +193,21 @@ _LAZY = {
     "unverified_header": "core.claims",
     "verify_signature": "core.claims",
     "verify_with_refresh": "core.claims",
+    "ManagedIdentity": "drivers.identity",
+    "AsyncManagedIdentity": "drivers.identity",
+    "WorkloadIdentity": "drivers.federated",
+    "FederatedTokenFile": "drivers.federated",
+    "CiOidcToken": "drivers.federated",
+    "DefaultCredential": "drivers.chain",
+    "CredentialUnavailable": "core.managed",
+    "LinkReport": "core.managed",
+    "ManagedIdentityError": "core.identity_errors",
+    "IdentityUnavailable": "core.identity_errors",
+    "IdentityNotFound": "core.identity_errors",
+    "NoIdentityAssigned": "core.identity_errors",
+    "ResourceNotPermitted": "core.identity_errors",
+    "FederatedCredentialRejected": "core.errors",
+    "IdentitySource": "core.identity",
     "workspace_tenant": "integrations.databricks",
 }
 
@@ -173,22 +215,31 @@ __all__ = [
     "AADSTS",
     "AccessDenied",
     "AsyncEntraClient",
+    "AsyncManagedIdentity",
     "Authority",
     "AuthorizationDeclined",
     "AuthorizationPending",
     "BadVerificationCode",
     "CacheError",
+    "CiOidcToken",
     "ClientCertificate",
     "ConfigError",
+    "CredentialUnavailable",
     "DATABRICKS_SCOPE",
     "DatabricksAuth",
+    "DefaultCredential",
     "DeviceCode",
     "EntraAuth",
     "EntraClient",
     "ExpiredToken",
+    "FederatedCredentialRejected",
+    "FederatedTokenFile",
     "FileTokenCache",
     "HttpRequest",
     "HttpResponse",
+    "IdentityNotFound",
+    "IdentitySource",
+    "IdentityUnavailable",
     "InsecureAuthorityError",
     "InteractionRequired",
     "InteractionTimeout",
@@ -198,13 +249,18 @@ __all__ = [
     "InvalidResource",
     "InvalidScope",
     "InvalidTenant",
+    "LinkReport",
     "LoopDetected",
+    "ManagedIdentity",
+    "ManagedIdentityError",
     "MemoryTokenCache",
+    "NoIdentityAssigned",
     "NonceMismatch",
     "OAuthCoreError",
     "OAuthError",
     "PendingAuthorization",
     "RedirectError",
+    "ResourceNotPermitted",
     "ResponseFormatError",
     "RetryPolicy",
     "SecurityCheckError",
@@ -220,6 +276,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedClient",
     "UnknownSigningKey",
+    "WorkloadIdentity",
     "__version__",
     "build_authorization_request",
     "build_token_request",

@@ -8,6 +8,7 @@ that the retry policy's deadline reads (``RetryPolicy(sleep=..., clock=...)``).
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any, Callable, List
 
@@ -15,7 +16,19 @@ import pytest
 
 from oauth_core.drivers.retry import RetryPolicy
 
+PLACE_ENV_PREFIXES = ("AZURE_", "IDENTITY_", "MSI_", "IMDS_", "ACTIONS_ID_TOKEN_", "SYSTEM_OIDC", "SYSTEM_ACCESSTOKEN")
 ISOLATED_ENV = (
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
     "AZURE_TENANT_ID",
     "AZURE_CLIENT_ID",
     "AZURE_AUTHORITY_HOST",
@@ -44,8 +57,13 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Remove every variable oauth_core or httpx reads; OAUTH_CORE_HOME is a fresh tmp dir."""
     for name in ISOLATED_ENV:
         monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):  # every credential of the place: managed identity, federation, CI tokens
+        if name.startswith(PLACE_ENV_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
     home = tmp_path / "oauth-core-home"
     monkeypatch.setenv("OAUTH_CORE_HOME", str(home))
+    # A managed identity lookup with nothing else set goes to IMDS: never the real 169.254.169.254.
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9")
     return home
 
 
@@ -93,14 +111,16 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeClock
     """Make every RetryPolicy() the client builds itself (the CLI's) sleep on the fake clock.
 
     Patching ``time.sleep`` would not help: the dataclass default ``sleep=time.sleep`` captured
-    the function object when retry.py was imported. The clients look ``RetryPolicy`` up in
-    their driver module at call time, so that name is what gets replaced.
+    the function object when retry.py was imported. The drivers look ``RetryPolicy`` up in
+    :mod:`oauth_core.drivers.common` (and ``fetch_jwks`` in sync) at call time, so that name is what gets replaced.
     """
-    import oauth_core.drivers.aio
+    import oauth_core.drivers.common
+    import oauth_core.drivers.identity
     import oauth_core.drivers.sync
 
-    for driver in (oauth_core.drivers.sync, oauth_core.drivers.aio):
+    # sync: fetch_jwks; identity: the managed identity clients' IMDS policy
+    for module in (oauth_core.drivers.common, oauth_core.drivers.sync, oauth_core.drivers.identity):
         monkeypatch.setattr(
-            driver, "RetryPolicy", functools.partial(RetryPolicy, sleep=clock.sleep, clock=clock.monotonic)
+            module, "RetryPolicy", functools.partial(RetryPolicy, sleep=clock.sleep, clock=clock.monotonic)
         )
     return clock

@@ -146,7 +146,7 @@ def test_auth_code_replay_measures_refusals(run: Any, emulator: Emulator) -> Non
     location = scripted_sign_in(started.json()["url"], alice(emulator).username, alice(emulator).password)
     query = parse_qs(urlsplit(location).query)
     code, state = query["code"][0], query["state"][0]
-    argv = ["bench", "--grant", "auth-code-replay", "--code", code, "--state", state, "-n", "6", "--warmup", "0"]
+    argv = ["bench", "--grant", "auth-code-replay", f"--code={code}", f"--state={state}", "-n", "6", "--warmup", "0"]
     result = run([*argv, "--json"])
     assert result.code == 0, result.err  # refusals are what a replay measures: no stop
     data = result.json()

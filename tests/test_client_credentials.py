@@ -288,7 +288,7 @@ def test_refused_before_anything_is_sent(tenant: str, scopes: Any, credential: D
 
 def test_secret_and_certificate_together_are_refused(pem: Pem) -> None:
     certificate = ClientCertificate.from_pem(pem.key_pem, pem.cert_pem)
-    with pytest.raises(ConfigError, match="not both"):
+    with pytest.raises(ConfigError, match="one client credential"):
         EntraClient(CERT_CLIENT, "contoso.onmicrosoft.com", client_secret="s", client_certificate=certificate)
 
 

@@ -147,3 +147,12 @@ def test_one_bad_character_anywhere_is_refused(verifier: str, bad: str, where: i
     where = min(where, len(verifier))
     with pytest.raises(ConfigError):
         code_challenge(verifier[:where] + bad + verifier[where:])
+
+
+def test_states_never_start_with_a_dash() -> None:
+    # `--state <value>` on a command line: a leading "-" would read as an option
+    from oauth_core.core.pkce import new_state
+
+    states = [new_state() for _ in range(2000)]  # about 31 of them would start with "-" by chance
+    assert not any(s.startswith("-") for s in states)
+    assert len(set(states)) == len(states) and all(len(s) == 43 for s in states)

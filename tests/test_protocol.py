@@ -233,6 +233,7 @@ def test_request_repr_redacts_secrets() -> None:
         "code_verifier": "verifier-SECRET-5",
         "client_assertion": "assertion-SECRET-6",
         "device_code": "device-SECRET-7",
+        "assertion": "obo-assertion-SECRET-8",  # the on-behalf-of grant's user assertion
     }
     assert set(secrets) == set(SECRET_FIELDS)
     request = HttpRequest("POST", TOKEN_URL, form=(("client_id", CLIENT_ID), *secrets.items()))

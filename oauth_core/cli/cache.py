@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any, Dict, List, Mapping, TextIO
 
+from .identities import add_identity_options, identity_kind, make_credential, print_explanation
 from .output import print_tokens, safe
 from .settings import authority_host, client_id, make_client, open_cache, tenant
 from .usage import AddCommand, seconds_left
@@ -24,6 +25,7 @@ def add_cache_commands(command: AddCommand) -> None:
         metavar="S",
         help="seconds the token must still be valid (default 300)",
     )
+    add_identity_options(sub)
 
     command("accounts", "List the accounts and token scope sets the cache holds (no secrets).")
 
@@ -32,15 +34,29 @@ def add_cache_commands(command: AddCommand) -> None:
 
 
 def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Print a valid access token from the cache (refreshed silently when needed)."""
-    client = make_client(args)
-    with client:
-        tokens = client.get_token(min_validity=args.min_validity, account=args.account)
+    """Print a valid access token from the cache (refreshed silently when needed), or from the
+    credential of the place (--managed-identity, --workload-identity, --auto)."""
+    kind = identity_kind(args)
+    if kind is not None:
+        tokens = _place_token(args, kind, err)
+    else:
+        with make_client(args) as client:
+            tokens = client.get_token(min_validity=args.min_validity, account=args.account)
     if args.json:
         print_tokens(tokens, True, out)
     else:
         out.write(safe(tokens.access_token) + "\n")
     return 0
+
+
+def _place_token(args: argparse.Namespace, kind: str, err: TextIO) -> Any:
+    credential = make_credential(args, kind)
+    with credential:
+        try:
+            return credential.get_token(min_validity=args.min_validity)
+        finally:
+            if args.explain:
+                print_explanation(credential.explain(), err)
 
 
 def _access_tokens(state: Any, account: str, now: float) -> List[Dict[str, Any]]:

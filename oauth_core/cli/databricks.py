@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any, Optional, TextIO
 from ..core.errors import InsecureAuthorityError, TokensNotSaved
 from .credentials import client_credential
 from .exit_codes import EXIT_REFUSED, EXIT_SERVICE
+from .identities import add_identity_options, identity_kind, make_credential
 from .output import safe
 from .settings import make_client, open_cache, read_env, tenant
 from .usage import AddCommand, UsageError
 
 if TYPE_CHECKING:
-    from ..drivers.sync import EntraClient
+    pass
 
 __all__ = ["MAX_DATA_BYTES", "add_databricks_command", "cmd_databricks"]
 
@@ -51,6 +52,7 @@ def add_databricks_command(command: AddCommand) -> None:
     sub.add_argument("--client-secret-stdin", action="store_true", help="service principal: read the secret from stdin")
     sub.add_argument("--certificate", metavar="PEMFILE", help="service principal: PEM key and certificate")
     sub.add_argument("--client-secret", dest="client_secret_argv", help=argparse.SUPPRESS)
+    add_identity_options(sub)
     sub.add_argument("method", metavar="METHOD", help="GET, POST, PUT, PATCH, DELETE or HEAD")
     sub.add_argument("path", metavar="PATH", help="REST path starting with /api/, e.g. /api/2.0/clusters/list")
 
@@ -85,12 +87,15 @@ def _json_data(text: Optional[str]) -> Any:
         raise UsageError("--data is not valid JSON") from None
 
 
-def _management_token(client: EntraClient, err: TextIO) -> str:
-    """A service principal's Azure Resource Manager token (used even when the cache cannot keep it)."""
+def _management_token(client: Any, err: TextIO) -> str:
+    """A service principal's (or the place's credential's) Azure Resource Manager token, used even
+    when the cache cannot keep it."""
     from ..integrations.databricks import MANAGEMENT_SCOPE
 
     try:
-        return client.acquire_for_client(scopes=MANAGEMENT_SCOPE).access_token
+        if not hasattr(client, "acquire_for_client"):  # a managed identity or the default chain
+            return str(client.get_token(scopes=MANAGEMENT_SCOPE).access_token)
+        return str(client.acquire_for_client(scopes=MANAGEMENT_SCOPE).access_token)
     except TokensNotSaved as exc:
         err.write(f"warning: {safe(exc)}\n")
         return str(exc.tokens.access_token)
@@ -143,11 +148,17 @@ def cmd_databricks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         hostname = message.split(" ", 1)[0]
         raise InsecureAuthorityError(f"{message}: trust it explicitly with --allow-workspace-host {hostname}") from None
     body = _json_data(args.data)
-    service_principal = _is_service_principal(args, APP_ACCOUNT)
+    kind = identity_kind(args)
+    service_principal = kind is None and _is_service_principal(args, APP_ACCOUNT)
     secret, certificate = client_credential(args) if service_principal else (None, None)
     open_cache(args).check_usable()
-    tenant_id = tenant(args) or workspace_tenant(host, timeout=args.timeout or 10.0)
-    client = make_client(args, tenant_id=tenant_id, client_secret=secret, client_certificate=certificate)
+    if kind is not None:  # a credential of the place: no tenant to look up, no account to choose
+        client: Any = make_credential(args, kind)
+        account = None
+    else:
+        tenant_id = tenant(args) or workspace_tenant(host, timeout=args.timeout or 10.0)
+        client = make_client(args, tenant_id=tenant_id, client_secret=secret, client_certificate=certificate)
+        account = APP_ACCOUNT if service_principal else args.account
     with client:
         management = _management_token(client, err) if args.sp_management_token else None
         status, payload = call(
@@ -159,7 +170,7 @@ def cmd_databricks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             resource_id=args.resource_id or read_env("DATABRICKS_AZURE_RESOURCE_ID"),
             management_token=management,
             scopes=client.scopes,
-            account=APP_ACCOUNT if service_principal else args.account,
+            account=account,
             timeout=args.timeout or 30.0,
             allowed_hosts=allowed,
         )

@@ -172,6 +172,10 @@ def run_demo(out: TextIO) -> int:
             )
             if not _mfa_refusal(client, story, mfa_user.username, mfa_user.password):
                 return 1
+        from .demo_places import run_place_chapters
+
+        if not run_place_chapters(emulator, story.say):
+            return 1
     story.say("\nDone: every step ran over real HTTP against the local emulator.")
     return 0
 

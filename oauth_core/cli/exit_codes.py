@@ -25,6 +25,8 @@ from ..core.errors import (
     TokensNotSaved,
     TransportError,
 )
+from ..core.identity_errors import IdentityUnavailable, ManagedIdentityError
+from ..core.managed import CredentialUnavailable
 
 __all__ = [
     "EXIT_CODES",
@@ -61,6 +63,9 @@ EXIT_CODES: Mapping[Type[OAuthCoreError], int] = {
     TransportError: EXIT_SERVICE,
     ResponseFormatError: EXIT_SERVICE,
     OAuthError: EXIT_REFUSED,
+    ManagedIdentityError: EXIT_REFUSED,
+    IdentityUnavailable: EXIT_SERVICE,
+    CredentialUnavailable: EXIT_REFUSED,
 }
 
 

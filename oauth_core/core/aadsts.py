@@ -13,6 +13,7 @@ from .errors import (
     AuthorizationPending,
     BadVerificationCode,
     ExpiredToken,
+    FederatedCredentialRejected,
     InteractionRequired,
     InvalidClient,
     InvalidGrant,
@@ -36,6 +37,7 @@ _BAD_PASSWORD = (
 )
 _RT_DEAD = "The refresh token is no longer valid: sign in again (interactively, or with the password grant)."
 _CODE_DEAD = "The authorization code is expired or used: start a new authorization request."
+_NO_FIC = "the app's (or managed identity's) federated credentials"
 _TENANT_ALIAS = "The password grant needs a tenant id, a domain or `organizations`, not common/consumers."
 
 # AADSTS number -> (exception class, short meaning, what to do next). One table for every code
@@ -82,6 +84,37 @@ AADSTS: Mapping[int, Tuple[Type[OAuthError], str, Optional[str]]] = {
     700025: (InvalidClient, "public client must not present a credential", "Do not send a secret for a public client."),
     700027: (InvalidClient, "client assertion signature invalid", "Check the certificate registered for the app."),
     70002: (InvalidClient, "client credential invalid", None),
+    70021: (
+        FederatedCredentialRejected,
+        "no federated credential matches the presented token",
+        f"Compare the token's iss, sub and aud with {_NO_FIC}; a new federated credential takes a few "
+        "minutes to apply, so retry a little later after creating one.",
+    ),
+    700211: (
+        FederatedCredentialRejected,
+        "federated token issuer matches no federated credential",
+        "The token's iss must equal the federated credential's issuer exactly, trailing slash included "
+        "(the cluster's OIDC issuer URL, or https://token.actions.githubusercontent.com).",
+    ),
+    700212: (
+        FederatedCredentialRejected,
+        "federated token audience matches no federated credential",
+        "Request the federated token for the credential's audience, normally api://AzureADTokenExchange "
+        "(a projected service-account token or an OIDC token asked for that audience).",
+    ),
+    700213: (
+        FederatedCredentialRejected,
+        "federated token subject matches no federated credential",
+        "The federated credential's subject does not match the token's sub (compared case-sensitively): check "
+        "the service account (system:serviceaccount:<namespace>:<name>) or workflow subject "
+        "(repo:<owner>/<repo>:...) configured on the app registration.",
+    ),
+    700024: (
+        FederatedCredentialRejected,
+        "client assertion expired or not yet valid",
+        "Read a fresh federated token for each exchange (they live minutes to an hour); for a "
+        "certificate assertion, check this machine's clock.",
+    ),
     50012: (InvalidClient, "client assertion invalid", None),
     700016: (UnauthorizedClient, "application not found in the directory", None),
     90002: (InvalidTenant, "tenant not found", None),

@@ -18,12 +18,14 @@ and no file touched while a request is on the wire.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .errors import CacheError, ConfigError
+from .claims import unverified_claims
+from .errors import CacheError, ConfigError, TokenDecodeError
 from .protocol import TokenSet
 
 __all__ = [
@@ -37,10 +39,10 @@ __all__ = [
     "Save",
     "State",
     "account_of",
+    "account_and_user",
     "accounts",
     "empty_state",
     "entries",
-    "entry_key",
     "find_access_token",
     "find_refresh_token",
     "flag",
@@ -51,6 +53,8 @@ __all__ = [
     "resolve_account",
     "scope_key",
     "store",
+    "store_for",
+    "token_set_of",
     "validated",
 ]
 
@@ -146,11 +150,18 @@ def validated(state: Any, where: str) -> State:
 
 def scope_key(scopes: Sequence[str]) -> str:
     """The scope set as a stable key: resource scopes only (OIDC ones never change the token), sorted."""
+    return _scope_key(tuple(scopes))
+
+
+@functools.lru_cache(maxsize=256)  # every lookup, save and lock computes it; a process uses a few scope sets
+def _scope_key(scopes: Tuple[str, ...]) -> str:
     resource = sorted({s for s in scopes if s.lower() not in _OIDC})
     return " ".join(resource or sorted(set(scopes)))
 
 
-def account_of(raw: Dict[str, Any], claims: Optional[Dict[str, Any]], id_claims: Optional[Dict[str, Any]]) -> str:
+def account_of(
+    raw: Mapping[str, Any], claims: Optional[Mapping[str, Any]], id_claims: Optional[Mapping[str, Any]]
+) -> str:
     """The account a token response belongs to: ``uid.utid`` from client_info, else ``oid.tid``.
 
     App-only tokens (client credentials) belong to the account ``app``.
@@ -209,33 +220,48 @@ class CacheScope:
         return "|".join((self.host, self.client_id, account))
 
 
-def _account_and_user(tokens: TokenSet) -> Tuple[str, Optional[str]]:
-    claims = dict(tokens.claims) if tokens.claims else None
-    account = account_of(dict(tokens.raw), claims, None)
+def account_and_user(tokens: TokenSet) -> Tuple[str, Optional[str]]:
+    """The account ``tokens`` belong to, and its username if they name one."""
+    claims = tokens.claims or None
+    account = account_of(tokens.raw, claims, None)
     username = _username(claims, None)
     if tokens.id_token and (account == "unknown" or username is None):  # decode it only when needed
         id_claims = tokens.id_token_claims
         if account == "unknown":
-            account = account_of(dict(tokens.raw), claims, id_claims)
+            account = account_of(tokens.raw, claims, id_claims)
         username = _username(None, id_claims)
     return account, username
 
 
-def entry_key(where: CacheScope, tokens: TokenSet, requested: Sequence[str]) -> str:
-    """The access-token key :func:`store` files ``tokens`` under (what a grant locks before saving)."""
-    claims = dict(tokens.claims) if tokens.claims else None
-    account = account_of(dict(tokens.raw), claims, None)
-    if account == "unknown" and tokens.id_token:
-        account = account_of(dict(tokens.raw), claims, tokens.id_token_claims)
-    return where.at_key(account, tuple(requested) or tokens.scopes)
-
-
-def store(state: State, where: CacheScope, tokens: TokenSet, requested: Sequence[str]) -> str:
+def store(
+    state: State,
+    where: CacheScope,
+    tokens: TokenSet,
+    requested: Sequence[str],
+    who: Optional[Tuple[str, Optional[str]]] = None,
+) -> str:
     """Record a token response; returns the account it belongs to.
 
-    A new refresh token replaces the account's old one; a response without one keeps it.
+    A new refresh token replaces the account's old one; a response without one keeps it. ``who``
+    is :func:`account_and_user` of ``tokens`` when the caller has it already.
     """
-    account, username = _account_and_user(tokens)
+    account, username = who or account_and_user(tokens)
+    store_for(state, where, tokens, requested, account)
+    account_key = where.account_key(account)
+    previous = _record(state, "accounts", account_key)
+    state["accounts"][account_key] = {
+        "account": account,
+        "username": username or previous.get("username"),
+        "host": where.host,
+        "client_id": where.client_id,
+        "tenant": where.tenant,
+    }
+    return account
+
+
+def store_for(state: State, where: CacheScope, tokens: TokenSet, requested: Sequence[str], account: str) -> str:
+    """Record tokens under a key that is not a signed-in user (an on-behalf-of assertion's hash, a
+    managed identity): no account record is made, so such entries never show among the accounts."""
     scopes = tuple(requested) or tokens.scopes
     key = where.at_key(account, scopes)
     state["access_tokens"][key] = {
@@ -247,19 +273,37 @@ def store(state: State, where: CacheScope, tokens: TokenSet, requested: Sequence
         "refresh_at": tokens.refresh_at,
         "account": account,
     }
-    account_key = where.account_key(account)
     if tokens.refresh_token:
-        state["refresh_tokens"][account_key] = {"refresh_token": tokens.refresh_token}
-    previous = _record(state, "accounts", account_key)
-    state["accounts"][account_key] = {
-        "account": account,
-        "username": username or previous.get("username"),
-        "host": where.host,
-        "client_id": where.client_id,
-        "tenant": where.tenant,
-    }
+        state["refresh_tokens"][where.account_key(account)] = {"refresh_token": tokens.refresh_token}
     state["flags"].pop(key, None)
     return account
+
+
+def token_set_of(entry: CacheEntry) -> TokenSet:
+    """A cached entry as the :class:`TokenSet` callers get (its claims decoded when it is a JWT)."""
+    decoded = _decoded_claims(entry.access_token)
+    claims = _copied(decoded) if decoded is not None else None  # callers may change theirs
+    return TokenSet(
+        access_token=entry.access_token,
+        token_type=entry.token_type,
+        scopes=entry.scopes,
+        expires_at=entry.expires_at,
+        refresh_at=entry.refresh_at,
+        claims=claims,
+    )
+
+
+def _copied(claims: Mapping[str, Any]) -> Dict[str, Any]:
+    """Claims as a fresh dict, their lists and objects copied too (JWT claims nest shallowly)."""
+    return {k: list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v for k, v in claims.items()}
+
+
+@functools.lru_cache(maxsize=256)  # every cache hit would decode the same few tokens again
+def _decoded_claims(access_token: str) -> Optional[Dict[str, Any]]:
+    try:
+        return unverified_claims(access_token)
+    except TokenDecodeError:
+        return None
 
 
 def _username(claims: Optional[Mapping[str, Any]], id_claims: Optional[Mapping[str, Any]]) -> Optional[str]:

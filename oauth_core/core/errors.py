@@ -22,13 +22,15 @@
         ├── InvalidGrant                bad or dead code, refresh token or password
         ├── InteractionRequired         a person must sign in (MFA, consent, Conditional Access)
         ├── InvalidClient / UnauthorizedClient / InvalidScope / InvalidRequest
+        │   └── FederatedCredentialRejected   (an InvalidClient) a federated token matched no credential
         ├── InvalidTenant / InvalidResource / AccessDenied / LoopDetected / ServerError
         └── AuthorizationPending / SlowDown / ExpiredToken / AuthorizationDeclined
             / BadVerificationCode   (device code polling states)
 
 Messages never contain a secret: OAuth errors carry only what Entra said, and local errors
-name what is wrong, not the value. The AADSTS table lives in :mod:`oauth_core.core.aadsts` (it
-names the classes here) and is re-exported as ``AADSTS``.
+name what is wrong, not the value. The managed identity branch (``ManagedIdentityError`` and its
+subclasses) lives in :mod:`oauth_core.core.identity_errors`. The AADSTS table lives in
+:mod:`oauth_core.core.aadsts` (it names the classes here) and is re-exported as ``AADSTS``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ __all__ = [
     "CacheError",
     "ConfigError",
     "ExpiredToken",
+    "FederatedCredentialRejected",
     "InsecureAuthorityError",
     "InteractionTimeout",
     "InteractionRequired",
@@ -281,6 +284,12 @@ class InvalidClient(OAuthError):
     hint = "Check the client id and its credential (secret or certificate)."
 
 
+class FederatedCredentialRejected(InvalidClient):
+    """A federated token (workload identity, GitHub OIDC) matched no federated credential, or expired."""
+
+    hint = "Compare the token's iss, sub and aud with the app's federated credentials; they must match exactly."
+
+
 class UnauthorizedClient(OAuthError):
     """The application is unknown in this tenant, or may not use this grant."""
 
@@ -421,16 +430,19 @@ _DEVICE_FLOW_ERRORS = frozenset(
 def _class_for(error: str, codes: Sequence[int]) -> Type[OAuthError]:
     """Pick the exception class for an error body.
 
-    Loop detection (50196) always wins. RFC 8628's device-flow ``error`` values come next. Then
-    the first known AADSTS code whose class agrees with ``error`` (old bodies list a generic code
-    first, e.g. ``[70002, 54005]``), then the first known code (``invalid_grant`` carrying MFA's
-    50076 is :class:`InteractionRequired`), then the ``error`` value.
+    Loop detection (50196) always wins, then a federated credential mismatch (700211 ...). RFC
+    8628's device-flow ``error`` values come next. Then the first known AADSTS code whose class
+    agrees with ``error`` (old bodies list a generic code first, e.g. ``[70002, 54005]``), then the
+    first known code (``invalid_grant`` carrying MFA's 50076 is :class:`InteractionRequired`), then
+    the ``error`` value.
     """
     from .aadsts import AADSTS
 
     known = [AADSTS[code][0] for code in codes if code in AADSTS]
     if LoopDetected in known:
         return LoopDetected
+    if FederatedCredentialRejected in known:  # more telling than a generic 70002 listed before it
+        return FederatedCredentialRejected
     if error in _DEVICE_FLOW_ERRORS:
         return _BY_ERROR[error]
     agreeing = [cls for cls in known if cls.oauth_error == error]

@@ -19,10 +19,10 @@ wire: a refresh holds only its own entry's lock, and readers never wait on that.
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
-import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterable, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Optional, Tuple, Union
 
 from .authority import Authority
 from .authorize import PendingAuthorization, build_authorization_request, exchange_code_flow, parse_redirect
@@ -35,7 +35,7 @@ from .cache_rules import (
     Lock,
     Save,
     State,
-    entry_key,
+    account_and_user,
     find_access_token,
     find_refresh_token,
     freshness,
@@ -43,17 +43,12 @@ from .cache_rules import (
     note_attempt,
     resolve_account,
     store,
+    store_for,
+    token_set_of,
 )
-from .claims import unverified_claims
-from .device import DeviceCode, Wait, build_device_code_request, device_code_flow, device_code_grant
-from .errors import (
-    ConfigError,
-    InteractionRequired,
-    InvalidGrant,
-    OAuthCoreError,
-    TokenDecodeError,
-    TokensNotSaved,
-)
+from .device import DeviceCode, build_device_code_request, device_code_flow, device_code_grant
+from .effects import CachedFlow, Effect, Step, StepFlow, advance, request_headers, start
+from .errors import ConfigError, InteractionRequired, InvalidGrant, OAuthCoreError, TokensNotSaved
 from .protocol import (
     HttpRequest,
     HttpResponse,
@@ -62,6 +57,7 @@ from .protocol import (
     build_token_request,
     client_credentials_grant,
     normalize_scopes,
+    on_behalf_of_grant,
     password_grant,
     refresh_token_grant,
     token_flow,
@@ -70,48 +66,24 @@ from .protocol import (
 if TYPE_CHECKING:
     from .assertion import ClientCertificate
 
-__all__ = ["APP_ACCOUNT", "ClientBase", "Effect", "StepFlow", "advance", "request_headers", "start"]
+__all__ = [
+    "APP_ACCOUNT",
+    "AssertionSource",
+    "ClientBase",
+    "Effect",
+    "StepFlow",
+    "advance",
+    "request_headers",
+    "start",
+]
 
 Scopes = Union[None, str, Iterable[str]]
-T = TypeVar("T")
-# What a flow yields for its driver to perform.
-Effect = Union[HttpRequest, Wait, Check, Load, Save, Lock]
-Step = TypeVar("Step", bound=Effect)
-# What the drivers run: flows that yield effects and are sent back their outcomes.
-StepFlow = Generator[Effect, Any, T]
-CachedFlow = StepFlow[TokenSet]
+# A federated credential: a signed assertion, or a callable returning a fresh one per token request.
+AssertionSource = Union[str, Callable[[], str]]
 
 REFRESH_WINDOW = 300.0  # seconds before expiry when a proactive refresh starts
 HARD_MARGIN = 40.0  # Azure Databricks refuses tokens with 30 s or less left
 RETRY_SOFT_REFRESH_AFTER = 30.0  # at most one proactive attempt per entry in this many seconds
-
-
-def request_headers() -> Pairs:
-    """Per-call headers: a fresh ``client-request-id`` and the throttling capability MSAL advertises."""
-    return (("client-request-id", str(uuid.uuid4())), ("x-ms-lib-capability", "retry-after, h429"))
-
-
-def start(flow: Generator[Step, Any, T]) -> Tuple[Optional[Step], Optional[T]]:
-    """The flow's first effect, or ``(None, result)`` when it finished without needing one."""
-    try:
-        return next(flow), None
-    except StopIteration as stop:
-        return None, stop.value
-
-
-def advance(flow: Generator[Step, Any, T], sent: Effect, outcome: Any) -> Tuple[Optional[Step], Optional[T]]:
-    """Feed a flow the outcome of the effect ``sent``: an exception is thrown into it, anything else sent.
-
-    The outcome of an :class:`HttpRequest` is its :class:`HttpResponse` (or the send's error), of a
-    :class:`Wait` or a :class:`Check` None, of a :class:`Load` the state, of a :class:`Save` what its ``apply`` returned
-    (or the cache's error). Returns ``(next_effect, None)``, or ``(None, result)`` when the flow is done.
-    """
-    try:
-        if isinstance(outcome, BaseException):
-            return flow.throw(outcome), None
-        return flow.send(outcome), None
-    except StopIteration as stop:
-        return None, stop.value
 
 
 @dataclass(frozen=True)
@@ -139,6 +111,7 @@ class ClientBase:
         scopes: Scopes = None,
         client_secret: Optional[str] = None,
         client_certificate: Optional[ClientCertificate] = None,
+        client_assertion: Optional[AssertionSource] = None,
         timeout: float = 30.0,
         offline_access: bool = True,
         clock: Callable[[], float] = time.time,
@@ -146,8 +119,10 @@ class ClientBase:
     ) -> None:
         if not client_id or not client_id.strip():
             raise ConfigError("client id is required")
-        if client_secret is not None and client_certificate is not None:
-            raise ConfigError("pass a client_secret or a client_certificate, not both")
+        if sum(c is not None for c in (client_secret, client_certificate, client_assertion)) > 1:
+            raise ConfigError("pass one client credential: a client_secret, a client_certificate or a client_assertion")
+        if isinstance(client_assertion, str) and not client_assertion.strip():
+            raise ConfigError("client_assertion is empty")
         self.client_id = client_id.strip()
         self.authority = Authority.of(authority_host, tenant).require_trusted(trusted_hosts)
         self.scopes = normalize_scopes(scopes)
@@ -156,13 +131,15 @@ class ClientBase:
         self.clock = clock
         self._client_secret = client_secret
         self._client_certificate = client_certificate
+        self._assertion_source = client_assertion
         self._where = CacheScope(self.authority.host, self.authority.tenant, self.client_id)
 
     def __repr__(self) -> str:
         secret = "<redacted>" if self._client_secret else None
+        assertion = ", client_assertion=<redacted>" if self._assertion_source is not None else ""
         return (
             f"{type(self).__name__}(client_id={self.client_id!r}, authority={self.authority.base!r}, "
-            f"client_secret={secret})"
+            f"client_secret={secret}{assertion})"
         )
 
     # -- requests ----------------------------------------------------------------------------
@@ -216,10 +193,22 @@ class ClientBase:
         )
 
     def _client_assertion(self) -> Optional[str]:
-        """A fresh signed assertion for each token request of a certificate client (else None)."""
-        if self._client_certificate is None:
-            return None
-        return self._client_certificate.assertion(self.client_id, self.authority.token_endpoint, now=self.clock())
+        """A fresh signed assertion for each token request of a certificate or federated client (else None)."""
+        if self._client_certificate is not None:
+            return self._client_certificate.assertion(self.client_id, self.authority.token_endpoint, now=self.clock())
+        source = self._assertion_source
+        if source is None or isinstance(source, str):
+            return source
+        try:
+            assertion = source()
+        except OAuthCoreError:
+            raise
+        except Exception as exc:  # a user callable: its failure must not leak as a raw traceback
+            # from None: a chained cause would print the callable's message (a token, a secret) in tracebacks
+            raise ConfigError(f"the client_assertion callable failed ({type(exc).__name__})") from None
+        if not isinstance(assertion, str) or not assertion.strip():
+            raise ConfigError("the client_assertion callable returned no assertion")
+        return assertion.strip()
 
     # -- flows -------------------------------------------------------------------------------
 
@@ -235,12 +224,23 @@ class ClientBase:
         tokens = yield from flow
         return (yield from self._saved(tokens, scopes, lock=True))
 
-    def _saved(self, tokens: TokenSet, scopes: Tuple[str, ...], *, lock: bool) -> CachedFlow:
-        """Save issued tokens (after taking their entry's lock, when ``lock``), or raise TokensNotSaved."""
+    def _saved(
+        self, tokens: TokenSet, scopes: Tuple[str, ...], *, lock: bool, account: Optional[str] = None
+    ) -> CachedFlow:
+        """Save issued tokens (after taking their entry's lock, when ``lock``), or raise TokensNotSaved.
+
+        ``account`` files them under that key instead of the signed-in user they belong to.
+        """
+        if account is None:
+            who = account_and_user(tokens)
+            account = who[0]
+            save = functools.partial(_store_in, where=self._where, tokens=tokens, requested=scopes, who=who)
+        else:
+            save = functools.partial(store_for, where=self._where, tokens=tokens, requested=scopes, account=account)
         try:
             if lock:
-                yield Lock(entry_key(self._where, tokens, scopes))
-            yield Save(functools.partial(_store_in, where=self._where, tokens=tokens, requested=scopes))
+                yield Lock(self._where.at_key(account, scopes or tokens.scopes))
+            yield Save(save)
         except ConfigError as exc:  # CacheError included
             raise TokensNotSaved(tokens, exc) from None
         return tokens
@@ -311,9 +311,30 @@ class ClientBase:
             raise ConfigError("client credentials need a client_secret or a client_certificate")
         return wanted
 
+    def _on_behalf_of_flow(self, user_assertion: str, scopes: Scopes) -> CachedFlow:
+        """The on-behalf-of grant, served from the cache while fresh; cached under the assertion's hash."""
+        if not self._is_confidential:
+            raise ConfigError("on-behalf-of needs a confidential client: a client secret, certificate or assertion")
+        if not isinstance(user_assertion, str) or not user_assertion.strip():
+            raise ConfigError("user_assertion is empty: pass the access token the caller presented")
+        assertion = user_assertion.strip()
+        wanted = self.user_scopes(scopes)
+        account = on_behalf_of_account(assertion)
+        key = self._where.at_key(account, wanted)
+        for locked in (False, True):
+            entry = find_access_token((yield Load()), self._where, account, wanted)
+            if entry is not None and freshness(entry, self.clock(), min_validity=REFRESH_WINDOW) == "fresh":
+                return token_set_of(entry)
+            if not locked:
+                yield Lock(key)  # one exchange per assertion and scopes at a time
+                yield Check()
+        grant = on_behalf_of_grant(assertion)
+        tokens: TokenSet = yield from token_flow(self.token_request(grant, wanted), clock=self.clock)
+        return (yield from self._saved(tokens, wanted, lock=False, account=account))
+
     @property
     def _is_confidential(self) -> bool:
-        return self._client_secret is not None or self._client_certificate is not None
+        return any(c is not None for c in (self._client_secret, self._client_certificate, self._assertion_source))
 
     # -- silent acquisition ------------------------------------------------------------------
 
@@ -327,7 +348,7 @@ class ClientBase:
         entry = find_access_token(state, self._where, resolved, scopes)
         if entry is None or freshness(entry, self.clock(), min_validity=min_validity) != "fresh":
             return None
-        return _from_entry(entry)
+        return token_set_of(entry)
 
     def _silent_flow(self, scopes: Tuple[str, ...], min_validity: float, account: Optional[str]) -> CachedFlow:
         """Serve, or refresh, the cached token for ``scopes``.
@@ -341,14 +362,14 @@ class ClientBase:
         resolved = self._signed_in(state, account)
         plan = self._refresh_plan(state, resolved, scopes, min_validity)
         if isinstance(plan, CacheEntry):
-            return _from_entry(plan)
+            return token_set_of(plan)
         key = self._where.at_key(resolved, scopes)
         yield Lock(key)
         yield Check()  # before the refresh token is spent
         state = yield Load()
         plan = self._refresh_plan(state, self._signed_in(state, account), scopes, min_validity)
         if isinstance(plan, CacheEntry):
-            return _from_entry(plan)
+            return token_set_of(plan)
         attempted_at = self.clock()
         try:
             tokens: TokenSet = yield from token_flow(self.token_request(plan.grant, plan.scopes), clock=self.clock)
@@ -356,12 +377,12 @@ class ClientBase:
             # Keep the refresh token (the refusal may hold for these scopes only); remember it.
             yield from _noted(key, attempted_at, list(exc.error_codes) or [0])
             if plan.fallback is not None:
-                return _from_entry(plan.fallback)
+                return token_set_of(plan.fallback)
             raise _interaction_required(exc) from exc
         except OAuthCoreError:
             yield from _noted(key, attempted_at, None)
             if plan.fallback is not None:
-                return _from_entry(plan.fallback)
+                return token_set_of(plan.fallback)
             raise
         return (yield from self._saved(tokens, scopes, lock=False))
 
@@ -412,8 +433,19 @@ class ClientBase:
         return _Refresh(refresh_token_grant(refresh_token), self.user_scopes(scopes), fallback)
 
 
-def _store_in(state: State, *, where: CacheScope, tokens: TokenSet, requested: Tuple[str, ...]) -> str:
-    return store(state, where, tokens, requested)
+def on_behalf_of_account(user_assertion: str) -> str:
+    """The cache key part of an on-behalf-of token: a hash of the caller's assertion, never the assertion.
+
+    Keying by the assertion (not by the user it names) means a forged token claiming someone
+    else's identity can never be served that person's cached token.
+    """
+    return "obo:" + hashlib.sha256(user_assertion.encode("utf-8")).hexdigest()
+
+
+def _store_in(
+    state: State, *, where: CacheScope, tokens: TokenSet, requested: Tuple[str, ...], who: Tuple[str, Optional[str]]
+) -> str:
+    return store(state, where, tokens, requested, who)
 
 
 def _noted(key: str, at: float, refused: Optional[list[int]]) -> Generator[Effect, Any, None]:
@@ -434,19 +466,4 @@ def _interaction_required(exc: Union[InvalidGrant, InteractionRequired]) -> Inte
         correlation_id=exc.correlation_id,
         claims=exc.claims,
         status=exc.status,
-    )
-
-
-def _from_entry(entry: CacheEntry) -> TokenSet:
-    try:
-        claims: Optional[Dict[str, Any]] = unverified_claims(entry.access_token)
-    except TokenDecodeError:
-        claims = None
-    return TokenSet(
-        access_token=entry.access_token,
-        token_type=entry.token_type,
-        scopes=entry.scopes,
-        expires_at=entry.expires_at,
-        refresh_at=entry.refresh_at,
-        claims=claims,
     )

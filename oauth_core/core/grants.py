@@ -18,10 +18,12 @@ from .messages import HttpRequest, HttpResponse, Pairs, TokenSet, parse_token_re
 
 __all__ = [
     "CLIENT_ASSERTION_TYPE",
+    "JWT_BEARER_GRANT",
     "TokenFlow",
     "authorization_code_grant",
     "build_token_request",
     "client_credentials_grant",
+    "on_behalf_of_grant",
     "password_grant",
     "refresh_token_grant",
     "token_flow",
@@ -53,6 +55,14 @@ def refresh_token_grant(refresh_token: str) -> Pairs:
 def client_credentials_grant() -> Pairs:
     """The client credentials grant: the application acts as itself (RFC 6749 §4.4)."""
     return (("grant_type", "client_credentials"),)
+
+
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+def on_behalf_of_grant(user_assertion: str) -> Pairs:
+    """The on-behalf-of grant: a middle-tier API trades its caller's access token for one of its own."""
+    return (("grant_type", JWT_BEARER_GRANT), ("assertion", user_assertion), ("requested_token_use", "on_behalf_of"))
 
 
 def _require_values(pairs: Pairs) -> None:

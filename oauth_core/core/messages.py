@@ -8,10 +8,11 @@ errors. Nothing here touches a socket or imports httpx.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from .authority import Authority
 from .claims import unverified_claims
@@ -34,9 +35,19 @@ __all__ = [
 Pairs = Tuple[Tuple[str, str], ...]
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")  # what percent-encoding leaves as it is (RFC 3986 §2.3)
+
+
+def _quoted(text: str) -> str:
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
+
+
 def encode_form(pairs: Iterable[Tuple[str, str]]) -> str:
-    """``application/x-www-form-urlencoded`` with every reserved character percent-encoded once."""
-    return urlencode(list(pairs), quote_via=quote, safe="")
+    """``application/x-www-form-urlencoded`` with every reserved character percent-encoded once.
+
+    Client ids, grant types and most tokens need no encoding: they are passed through as they are.
+    """
+    return "&".join(f"{_quoted(name)}={_quoted(value)}" for name, value in pairs)
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,15 @@ _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
 
 def new_state() -> str:
-    """A fresh ``state``: 256 random bits, base64url (43 characters)."""
-    return secrets.token_urlsafe(32)
+    """A fresh ``state``: 256 random bits, base64url (43 characters), never starting with ``-``.
+
+    A leading ``-`` would make ``--state <value>`` read as another option on a command line; drawing
+    again in that case (1 time in 64) costs 0.02 bits of its 256.
+    """
+    while True:
+        state = secrets.token_urlsafe(32)
+        if not state.startswith("-"):
+            return state
 
 
 def new_nonce() -> str:

@@ -19,6 +19,7 @@ from .grants import (
     authorization_code_grant as authorization_code_grant,
     build_token_request as build_token_request,
     client_credentials_grant as client_credentials_grant,
+    on_behalf_of_grant as on_behalf_of_grant,
     password_grant as password_grant,
     refresh_token_grant as refresh_token_grant,
     token_flow as token_flow,

@@ -13,7 +13,16 @@ __all__ = ["SECRET_FIELDS", "redacted_snippet", "terminal_safe"]
 
 # Form fields whose values are secrets: never shown in a repr, a log line or an error.
 SECRET_FIELDS = frozenset(
-    {"password", "client_secret", "refresh_token", "code", "code_verifier", "client_assertion", "device_code"}
+    {
+        "password",
+        "client_secret",
+        "refresh_token",
+        "code",
+        "code_verifier",
+        "client_assertion",
+        "device_code",
+        "assertion",
+    }
 )
 
 _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")

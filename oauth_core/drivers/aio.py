@@ -13,23 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import time
 import weakref
 import webbrowser
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Iterable, Optional
+from typing import Any, AsyncIterator, Callable, Dict, Optional, TypeVar
 
 import httpx
 
 from ..core.authorize import PendingAuthorization
 from ..core.cache_rules import Check, Load, Save
 from ..core.device import DeviceCode, Wait, print_message
+from ..core.effects import Effect, StepFlow, T, advance, start
 from ..core.errors import OAuthCoreError
-from ..core.flows import ClientBase, Effect, Scopes, StepFlow, T, advance, start
-from ..core.pkce import new_state
+from ..core.flows import Scopes
+from ..core.identity import ReadArcKey
 from ..core.protocol import HttpRequest, TokenSet, normalize_scopes
+from .common import ClientDriver, Engine
+from .files import read_arc_key
 from .proxies import LoopbackBypass
-from .retry import RetryPolicy, transient_error
-from .stores import MemoryTokenCache, TokenCache, lock_entry_off_loop
+from .retry import transient_error
+from .stores import lock_entry_off_loop
 from .transport import (
     MAX_RESPONSE_BYTES,
     Exchange,
@@ -39,9 +41,6 @@ from .transport import (
     new_async_http_client,
     to_http_response,
 )
-
-if TYPE_CHECKING:
-    from ..core.assertion import ClientCertificate
 
 # The sending itself is :mod:`oauth_core.drivers.transport`'s; its names stay importable from here
 # (``send_once`` / ``send_with_retry`` are its ``async_send_once`` / ``async_send_with_retry``).
@@ -59,60 +58,86 @@ __all__ = [
 ]
 
 AsyncLoopbackBypass = LoopbackBypass  # one router serves sync and async clients alike
+A = TypeVar("A", bound="AsyncEngine")
 
 
-class AsyncEntraClient(ClientBase):
-    """The ``async`` twin of :class:`~oauth_core.client.EntraClient`: same arguments, same flows.
+class AsyncEngine(Engine[httpx.AsyncClient]):
+    """The async driver's loop: performs each effect a flow yields, over one ``httpx.AsyncClient``."""
 
-    Args:
-        client_id, tenant, authority_host, scopes, client_secret, client_certificate, retry,
-            timeout, offline_access, cache, clock: as for :class:`~oauth_core.client.EntraClient`
-            (waits use ``retry.async_sleep`` when set, else :func:`asyncio.sleep`).
-        http_client: an ``httpx.AsyncClient`` to use instead of the client's own (as for the sync
-            client: its own proxy settings, the call deadline checked between reads only).
+    def _new_http(self, timeout: float) -> httpx.AsyncClient:
+        return new_async_http_client(timeout)
 
-    Raises:
-        ConfigError / InsecureAuthorityError: an invalid tenant, host or client id.
+    async def _drive(self, flow: StepFlow[T]) -> T:
+        """Run a flow: perform each effect it yields and feed the outcome back, until it returns."""
+        async with contextlib.AsyncExitStack() as held:  # the entry locks it takes, let go once it ends
+            try:
+                step, result = start(flow)
+                while step is not None:
+                    step, result = advance(flow, step, await self._perform(step, held))
+            finally:
+                flow.close()  # a cancelled flow ends before its locks are let go
+        return result  # type: ignore[return-value]
+
+    async def _perform(self, step: Effect, held: contextlib.AsyncExitStack) -> Any:
+        """Do one effect; its outcome, or the library error it failed with (thrown into the flow)."""
+        try:
+            if isinstance(step, HttpRequest):
+                return (await send_with_retry(self._http, step, self.retry)).response
+            if isinstance(step, Wait):
+                await (self.retry.async_sleep or asyncio.sleep)(step.seconds)
+                return None
+            if isinstance(step, Check):
+                return await self._cache_work(self.cache.check_usable)
+            if isinstance(step, Load):
+                return await self._cache_work(self.cache.snapshot)
+            if isinstance(step, Save):
+                return await self._cache_work(functools.partial(self.cache.save, step.apply))
+            if isinstance(step, ReadArcKey):
+                return await asyncio.to_thread(read_arc_key, step.path, step.max_bytes)
+            await held.enter_async_context(self._entry_lock(step.key))
+            return None
+        except OAuthCoreError as exc:
+            return exc
+
+    async def _cache_work(self, work: Callable[[], Any]) -> Any:
+        """Run cache I/O: in a worker thread for a file cache, inline for a memory one."""
+        if self.cache.blocking:
+            return await asyncio.to_thread(work)
+        return work()
+
+    @contextlib.asynccontextmanager
+    async def _entry_lock(self, key: str) -> AsyncIterator[None]:
+        """The single-flight lock of one entry: this client's tasks first, then other processes (off-loop)."""
+        # Per event loop, per entry, made on first use inside the running loop (Python 3.9 binds a
+        # Lock to a loop when it is created).
+        per_loop = self.__dict__.setdefault("_entry_locks", weakref.WeakKeyDictionary())
+        locks: Dict[str, asyncio.Lock] = per_loop.setdefault(asyncio.get_running_loop(), {})
+        lock = locks.get(key) or locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            release = await lock_entry_off_loop(self.cache, key)
+            try:
+                yield
+            finally:
+                release()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self: A) -> A:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class AsyncEntraClient(ClientDriver[httpx.AsyncClient], AsyncEngine):
+    """The ``async`` twin of :class:`~oauth_core.drivers.sync.EntraClient`: same arguments, same flows.
+
+    The arguments are those of :class:`~oauth_core.drivers.common.ClientDriver`; ``http_client`` is an
+    ``httpx.AsyncClient``, and waits use ``retry.async_sleep`` when set, else :func:`asyncio.sleep`.
     """
-
-    def __init__(
-        self,
-        client_id: str,
-        tenant: str = "organizations",
-        *,
-        authority_host: Optional[str] = None,
-        scopes: Scopes = None,
-        client_secret: Optional[str] = None,
-        client_certificate: Optional[ClientCertificate] = None,
-        http_client: Optional[httpx.AsyncClient] = None,
-        retry: Optional[RetryPolicy] = None,
-        timeout: float = 30.0,
-        offline_access: bool = True,
-        cache: Optional[TokenCache] = None,
-        clock: Callable[[], float] = time.time,
-        trusted_hosts: Iterable[str] = (),
-    ) -> None:
-        super().__init__(
-            client_id,
-            tenant,
-            authority_host=authority_host,
-            scopes=scopes,
-            client_secret=client_secret,
-            client_certificate=client_certificate,
-            timeout=timeout,
-            offline_access=offline_access,
-            clock=clock,
-            trusted_hosts=trusted_hosts,
-        )
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.cache: TokenCache = cache if cache is not None else MemoryTokenCache()
-        self._owns_http = http_client is None
-        self._http = http_client or new_async_http_client(timeout)
-        # Per event loop, per entry; made on first use inside the running loop (Python 3.9 binds
-        # a Lock to a loop when it is created).
-        self._entry_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dict[str, asyncio.Lock]] = (
-            weakref.WeakKeyDictionary()
-        )
 
     # -- grants ------------------------------------------------------------------------------
 
@@ -148,20 +173,13 @@ class AsyncEntraClient(ClientBase):
             InteractionTimeout: nobody finished signing in within ``timeout``.
             (and everything :meth:`exchange_code` raises)
         """
-        from .loopback import LoopbackListener
+        from .loopback import signing_in
 
-        state = new_state()
-        with LoopbackListener(redirect_uri, state, listen_address=listen_address) as listener:
-            pending = self.authorization_request(
-                listener.redirect_uri,
-                scopes=scopes,
-                prompt=prompt,
-                login_hint=login_hint,
-                domain_hint=domain_hint,
-                state=state,
-            )
-            if on_url is not None:
-                on_url(pending.url)
+        hints = {"scopes": scopes, "prompt": prompt, "login_hint": login_hint, "domain_hint": domain_hint}
+        with signing_in(self, redirect_uri, listen_address=listen_address, on_url=on_url, **hints) as (
+            listener,
+            pending,
+        ):
             if open_browser:
                 await asyncio.to_thread(webbrowser.open, pending.url)
             try:
@@ -208,6 +226,16 @@ class AsyncEntraClient(ClientBase):
         """
         return await self._drive(self._client_credentials_flow(scopes))
 
+    async def acquire_on_behalf_of(self, user_assertion: str, *, scopes: Scopes = None) -> TokenSet:
+        """The on-behalf-of grant, as :meth:`EntraClient.acquire_on_behalf_of
+        <oauth_core.drivers.sync.EntraClient.acquire_on_behalf_of>` (cached under the assertion's hash).
+
+        Raises:
+            ConfigError: no client credential, or an empty assertion: nothing is sent.
+            InvalidGrant / InteractionRequired: Entra refused the assertion.
+        """
+        return await self._drive(self._on_behalf_of_flow(user_assertion, scopes))
+
     async def get_token(
         self, *, scopes: Scopes = None, min_validity: float = 300.0, account: Optional[str] = None
     ) -> TokenSet:
@@ -230,64 +258,3 @@ class AsyncEntraClient(ClientBase):
         if cached is not None:
             return cached
         return await self._drive(self._silent_flow(wanted, min_validity, account))
-
-    # -- plumbing ----------------------------------------------------------------------------
-
-    async def _drive(self, flow: StepFlow[T]) -> T:
-        """Run a flow: perform each effect it yields and feed the outcome back, until it returns."""
-        async with contextlib.AsyncExitStack() as held:  # the entry locks it takes, let go once it ends
-            try:
-                step, result = start(flow)
-                while step is not None:
-                    step, result = advance(flow, step, await self._perform(step, held))
-            finally:
-                flow.close()  # a cancelled flow ends before its locks are let go
-        return result  # type: ignore[return-value]
-
-    async def _perform(self, step: Effect, held: contextlib.AsyncExitStack) -> Any:
-        """Do one effect; its outcome, or the library error it failed with (thrown into the flow)."""
-        try:
-            if isinstance(step, HttpRequest):
-                return (await send_with_retry(self._http, step, self.retry)).response
-            if isinstance(step, Wait):
-                await (self.retry.async_sleep or asyncio.sleep)(step.seconds)
-                return None
-            if isinstance(step, Check):
-                return await self._cache_work(self.cache.check_usable)
-            if isinstance(step, Load):
-                return await self._cache_work(self.cache.snapshot)
-            if isinstance(step, Save):
-                return await self._cache_work(functools.partial(self.cache.save, step.apply))
-            await held.enter_async_context(self._entry_lock(step.key))
-            return None
-        except OAuthCoreError as exc:
-            return exc
-
-    async def _cache_work(self, work: Callable[[], Any]) -> Any:
-        """Run cache I/O: in a worker thread for a file cache, inline for a memory one."""
-        if self.cache.blocking:
-            return await asyncio.to_thread(work)
-        return work()
-
-    @contextlib.asynccontextmanager
-    async def _entry_lock(self, key: str) -> AsyncIterator[None]:
-        """The single-flight lock of one entry: this client's tasks first, then other processes (off-loop)."""
-        locks = self._entry_locks.setdefault(asyncio.get_running_loop(), {})
-        lock = locks.get(key) or locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            release = await lock_entry_off_loop(self.cache, key)
-            try:
-                yield
-            finally:
-                release()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncEntraClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()

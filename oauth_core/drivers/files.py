@@ -237,6 +237,22 @@ def read_private_bytes(
     return data, info
 
 
+def read_arc_key(path: str, max_bytes: int) -> str:
+    """An Azure Arc key file's text: a regular file, no symbolic link, in a folder no one else can
+    write, at most ``max_bytes`` (checked before reading). Its mode is the agent's (group ``himds``).
+
+    Raises:
+        ConfigError: the file is missing, unsafe, too large or not text.
+    """
+    found = read_private_bytes(Path(path), max_bytes=max_bytes, what="the Azure Arc key file", check_mode=False)
+    if found is None:
+        raise ConfigError(f"the Azure Arc key file {path!r} does not exist")
+    try:
+        return found[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"the Azure Arc key file {path!r} is not text") from None
+
+
 def size_cap(value: Optional[int], env: str, default: int) -> int:
     """A size cap in bytes: ``value``, else the environment variable ``env``, else ``default``.
 

@@ -25,13 +25,18 @@ import socket
 import socketserver
 import sys
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from ..core.authority import is_loopback_host
 from ..core.errors import ConfigError, InteractionTimeout
-from ..core.pkce import values_match
+from ..core.pkce import new_state, values_match
+
+if TYPE_CHECKING:
+    from ..core.authorize import PendingAuthorization
+    from ..core.flows import ClientBase
 
 __all__ = ["LoopbackListener"]
 
@@ -302,3 +307,26 @@ class LoopbackListener:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@contextmanager
+def signing_in(
+    client: ClientBase,
+    redirect_uri: str,
+    *,
+    listen_address: str,
+    on_url: Optional[Callable[[str], None]],
+    **authorization: Any,
+) -> Iterator[Tuple[LoopbackListener, PendingAuthorization]]:
+    """A listener on ``redirect_uri`` and the pending request whose redirect comes back to it.
+
+    ``authorization`` holds :meth:`ClientBase.authorization_request`'s options (scopes, prompt,
+    hints); ``on_url`` is called with the sign-in URL. Both drivers' ``acquire_interactive`` open
+    the browser and wait on the listener their own way.
+    """
+    state = new_state()
+    with LoopbackListener(redirect_uri, state, listen_address=listen_address) as listener:
+        pending = client.authorization_request(listener.redirect_uri, state=state, **authorization)
+        if on_url is not None:
+            on_url(pending.url)
+        yield listener, pending

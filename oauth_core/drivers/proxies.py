@@ -18,6 +18,8 @@ from .deadline import install_deadline_backend
 
 __all__ = ["LoopbackBypass", "env_proxy_urls", "proxy_mounts"]
 
+IMDS_ADDRESS = "169.254.169.254"
+
 AnyTransport = Union[httpx.BaseTransport, httpx.AsyncBaseTransport]
 
 
@@ -32,8 +34,9 @@ class LoopbackBypass(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.direct = direct
 
     def route(self, url: httpx.URL) -> Any:
-        """The transport for ``url``: direct for 127.0.0.0/8, ::1 and localhost, else the proxy."""
-        return self.direct if is_loopback_host(url.host) else self.proxy
+        """The transport for ``url``: direct for 127.0.0.0/8, ::1, localhost and the instance metadata
+        address (IMDS is never reachable through a proxy), else the proxy."""
+        return self.direct if is_loopback_host(url.host) or url.host == IMDS_ADDRESS else self.proxy
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response: httpx.Response = self.route(request.url).handle_request(request)

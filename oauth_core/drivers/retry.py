@@ -58,6 +58,7 @@ class RetryPolicy:
         initial_backoff, max_backoff: exponential backoff bounds (seconds) when no Retry-After.
         max_retry_after: the longest Retry-After honoured; a longer one ends the retries.
         jitter: randomise backoff between 50% and 100% of its value.
+        extra_statuses: statuses retried besides 408/429/5xx (a managed identity endpoint's 404 and 410).
         sleep / async_sleep: how to wait; clock: monotonic seconds for the deadline (injectable for tests).
     """
 
@@ -67,6 +68,7 @@ class RetryPolicy:
     max_backoff: float = 8.0
     max_retry_after: float = 60.0
     jitter: bool = True
+    extra_statuses: FrozenSet[int] = frozenset()
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     async_sleep: Optional[Callable[[float], Awaitable[None]]] = field(default=None, repr=False, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)

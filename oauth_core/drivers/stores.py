@@ -180,15 +180,9 @@ class TokenCache:
 
     # -- single flight -----------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def entry_lock(self, key: str) -> Iterator[None]:
+    def entry_lock(self, key: str) -> _EntryHold:
         """Hold the single-flight lock of the entry ``key``: one thread (and one process) at a time."""
-        with self._entry_lock_of(key):
-            release = self.lock_entry(key)
-            try:
-                yield
-            finally:
-                release()
+        return _EntryHold(self, key)
 
     def _entry_lock_of(self, key: str) -> threading.Lock:
         lock = self._entry_locks.get(key)
@@ -203,6 +197,34 @@ class TokenCache:
         A memory cache is seen by this process only: there is nothing to take.
         """
         return _nothing_to_release
+
+
+class _EntryHold:
+    """``with cache.entry_lock(key):`` this thread's lock of the entry, then the other processes' one.
+
+    A class rather than a generator context manager: every grant and refresh takes one.
+    """
+
+    __slots__ = ("_cache", "_key", "_lock", "_release")
+
+    def __init__(self, cache: TokenCache, key: str) -> None:
+        self._cache, self._key = cache, key
+        self._lock = cache._entry_lock_of(key)
+        self._release: Release = _nothing_to_release
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        try:
+            self._release = self._cache.lock_entry(self._key)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._release()
+        finally:
+            self._lock.release()
 
 
 class MemoryTokenCache(TokenCache):

@@ -11,23 +11,23 @@ proxy: ``HTTP_PROXY``/``ALL_PROXY`` keep serving Entra's hosts only.
 from __future__ import annotations
 
 import contextlib
-import time
 import webbrowser
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Optional, TypeVar
 
 import httpx
 
 from ..core.authority import Authority
 from ..core.authorize import PendingAuthorization
-from ..core.cache_rules import Check, Load, Save
+from ..core.cache_rules import Check, Load, Lock, Save
 from ..core.device import DeviceCode, Wait, print_message
+from ..core.effects import Effect, StepFlow, T, advance, start
 from ..core.errors import OAuthCoreError
-from ..core.flows import ClientBase, Effect, Scopes, StepFlow, T, advance, start
-from ..core.pkce import new_state
+from ..core.flows import Scopes
 from ..core.protocol import HttpRequest, TokenSet, jwks_request, normalize_scopes, parse_jwks_response
+from .common import ClientDriver, Engine
+from .files import read_arc_key
 from .proxies import LoopbackBypass
 from .retry import RetryPolicy, transient_error
-from .stores import MemoryTokenCache, TokenCache
 from .transport import (
     MAX_RESPONSE_BYTES,
     USER_AGENT,
@@ -40,9 +40,6 @@ from .transport import (
     send_with_retry,
     to_http_response,
 )
-
-if TYPE_CHECKING:
-    from ..core.assertion import ClientCertificate
 
 # The sending itself is :mod:`oauth_core.drivers.transport`'s; its names stay importable from here.
 __all__ = [
@@ -69,65 +66,68 @@ def fetch_jwks(authority: Authority, *, timeout: float = 30.0, retry: Optional[R
         return parse_jwks_response(send_with_retry(http, jwks_request(authority), retry or RetryPolicy()).response)
 
 
-class EntraClient(ClientBase):
-    """A Microsoft Entra ID token client for one application (client id) and authority.
+E = TypeVar("E", bound="SyncEngine")
 
-    Args:
-        client_id: the application (client) id.
-        tenant: tenant id, verified domain, ``organizations`` (default), ``common`` or ``consumers``.
-        authority_host: ``https://login.microsoftonline.com`` (default), a cloud alias
-            (``public``, ``usgov``, ``china``) or any https URL (http only for loopback).
-        scopes: default scopes (the Azure Databricks scope when None).
-        client_secret: for confidential applications only.
-        client_certificate: a :class:`ClientCertificate` for confidential applications (instead of a
-            secret): each token request carries a freshly signed client assertion.
-        http_client: an ``httpx.Client`` to use instead of the client's own (its proxy settings are
-            its own, and the call deadline is then checked between reads only).
-        retry: the :class:`RetryPolicy` for transient failures.
-        timeout: seconds for each connect, read, write and pool wait; one call, retries included,
-            ends within ``timeout x max_attempts`` plus the backoff, at most ``retry.deadline``.
-        offline_access: add ``offline_access openid profile`` to user grants (refresh and id tokens).
-        cache: where tokens are kept (:class:`MemoryTokenCache` by default, or a :class:`FileTokenCache`).
-        clock: epoch seconds now (injectable for tests).
-        trusted_hosts: authority hosts to accept besides Entra's own and loopback ones.
 
-    Raises:
-        ConfigError / InsecureAuthorityError: an invalid tenant, host or client id.
-    """
+class SyncEngine(Engine[httpx.Client]):
+    """The sync driver's loop: performs each effect a flow yields, over one ``httpx.Client``."""
 
-    def __init__(
-        self,
-        client_id: str,
-        tenant: str = "organizations",
-        *,
-        authority_host: Optional[str] = None,
-        scopes: Scopes = None,
-        client_secret: Optional[str] = None,
-        client_certificate: Optional[ClientCertificate] = None,
-        http_client: Optional[httpx.Client] = None,
-        retry: Optional[RetryPolicy] = None,
-        timeout: float = 30.0,
-        offline_access: bool = True,
-        cache: Optional[TokenCache] = None,
-        clock: Callable[[], float] = time.time,
-        trusted_hosts: Iterable[str] = (),
-    ) -> None:
-        super().__init__(
-            client_id,
-            tenant,
-            authority_host=authority_host,
-            scopes=scopes,
-            client_secret=client_secret,
-            client_certificate=client_certificate,
-            timeout=timeout,
-            offline_access=offline_access,
-            clock=clock,
-            trusted_hosts=trusted_hosts,
-        )
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.cache: TokenCache = cache if cache is not None else MemoryTokenCache()
-        self._owns_http = http_client is None
-        self._http = http_client or new_http_client(timeout)
+    def _new_http(self, timeout: float) -> httpx.Client:
+        return new_http_client(timeout)
+
+    def _drive(self, flow: StepFlow[T]) -> T:
+        """Run a flow: perform each effect it yields and feed the outcome back, until it returns."""
+        with contextlib.ExitStack() as held:  # the entry locks it takes, let go once it ends
+            try:
+                step, result = start(flow)
+                while step is not None:
+                    step, result = advance(flow, step, self._perform(step, held))
+            finally:
+                flow.close()  # an interrupted flow ends before its locks are let go
+        return result  # type: ignore[return-value]
+
+    def _perform(self, step: Effect, held: contextlib.ExitStack) -> Any:
+        """Do one effect; its outcome, or the library error it failed with (thrown into the flow)."""
+        try:
+            if isinstance(step, HttpRequest):
+                return send_with_retry(self._http, step, self.retry).response
+            if isinstance(step, Load):
+                return self.cache.snapshot()
+            if isinstance(step, Save):
+                return self.cache.save(step.apply)
+            if isinstance(step, Check):
+                return self.cache.check_usable()
+            if isinstance(step, Lock):
+                held.enter_context(self.cache.entry_lock(step.key))
+                return None
+            if isinstance(step, Wait):
+                self._pause(step.seconds)
+                return None
+            return read_arc_key(step.path, step.max_bytes)
+        except OAuthCoreError as exc:
+            return exc
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep for a Wait step in slices of at most 1 s, so Ctrl-C takes effect at once."""
+        while seconds > 0:
+            piece = min(1.0, seconds)
+            self.retry.sleep(piece)
+            seconds -= piece
+
+    def close(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self: E) -> E:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class EntraClient(ClientDriver[httpx.Client], SyncEngine):
+    __doc__ = ClientDriver.__doc__
 
     # -- grants ------------------------------------------------------------------------------
 
@@ -170,20 +170,13 @@ class EntraClient(ClientBase):
             InteractionTimeout: nobody finished signing in within ``timeout``.
             (and everything :meth:`exchange_code` raises)
         """
-        from .loopback import LoopbackListener
+        from .loopback import signing_in
 
-        state = new_state()
-        with LoopbackListener(redirect_uri, state, listen_address=listen_address) as listener:
-            pending = self.authorization_request(
-                listener.redirect_uri,
-                scopes=scopes,
-                prompt=prompt,
-                login_hint=login_hint,
-                domain_hint=domain_hint,
-                state=state,
-            )
-            if on_url is not None:
-                on_url(pending.url)
+        hints = {"scopes": scopes, "prompt": prompt, "login_hint": login_hint, "domain_hint": domain_hint}
+        with signing_in(self, redirect_uri, listen_address=listen_address, on_url=on_url, **hints) as (
+            listener,
+            pending,
+        ):
             if open_browser:
                 webbrowser.open(pending.url)
             query = listener.wait(timeout)
@@ -231,6 +224,22 @@ class EntraClient(ClientBase):
         """
         return self._drive(self._client_credentials_flow(scopes))
 
+    def acquire_on_behalf_of(self, user_assertion: str, *, scopes: Scopes = None) -> TokenSet:
+        """The on-behalf-of grant: a middle-tier API's token for ``scopes``, acting as its caller.
+
+        Args:
+            user_assertion: the access token the caller presented to this API (its audience is this
+                application). Tokens are cached under its SHA-256 hash, never the assertion itself,
+                and served again while fresh.
+
+        Raises:
+            ConfigError: no client credential, or an empty assertion: nothing is sent.
+            InvalidGrant / InteractionRequired: Entra refused the assertion (expired, wrong audience,
+                consent or MFA needed: the ``claims`` of the error go back to the caller).
+            (and TransientError / ResponseFormatError)
+        """
+        return self._drive(self._on_behalf_of_flow(user_assertion, scopes))
+
     def get_token(
         self, *, scopes: Scopes = None, min_validity: float = 300.0, account: Optional[str] = None
     ) -> TokenSet:
@@ -252,53 +261,3 @@ class EntraClient(ClientBase):
         if cached is not None:
             return cached
         return self._drive(self._silent_flow(wanted, min_validity, account))
-
-    # -- plumbing ----------------------------------------------------------------------------
-
-    def _drive(self, flow: StepFlow[T]) -> T:
-        """Run a flow: perform each effect it yields and feed the outcome back, until it returns."""
-        with contextlib.ExitStack() as held:  # the entry locks it takes, let go once it ends
-            try:
-                step, result = start(flow)
-                while step is not None:
-                    step, result = advance(flow, step, self._perform(step, held))
-            finally:
-                flow.close()  # an interrupted flow ends before its locks are let go
-        return result  # type: ignore[return-value]
-
-    def _perform(self, step: Effect, held: contextlib.ExitStack) -> Any:
-        """Do one effect; its outcome, or the library error it failed with (thrown into the flow)."""
-        try:
-            if isinstance(step, HttpRequest):
-                return send_with_retry(self._http, step, self.retry).response
-            if isinstance(step, Wait):
-                self._pause(step.seconds)
-                return None
-            if isinstance(step, Check):
-                return self.cache.check_usable()
-            if isinstance(step, Load):
-                return self.cache.snapshot()
-            if isinstance(step, Save):
-                return self.cache.save(step.apply)
-            held.enter_context(self.cache.entry_lock(step.key))
-            return None
-        except OAuthCoreError as exc:
-            return exc
-
-    def _pause(self, seconds: float) -> None:
-        """Sleep for a Wait step in slices of at most 1 s, so Ctrl-C takes effect at once."""
-        while seconds > 0:
-            piece = min(1.0, seconds)
-            self.retry.sleep(piece)
-            seconds -= piece
-
-    def close(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> EntraClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

@@ -22,22 +22,19 @@ the code may have been used and to sign in again.
 from __future__ import annotations
 
 import contextvars
-import http.cookiejar
 import logging
-import platform
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar, Union
+from typing import AbstractSet, Any, Dict, List, Optional, Tuple, Type, Union
 
 import httpx
 import tenacity
 
-from .. import __version__
 from ..core.errors import ResponseFormatError, TransientError, TransportError
 from ..core.protocol import HttpRequest, HttpResponse
-from .deadline import CALL_DEADLINE, attempt_timeout, call_budget, install_deadline_backend
-from .proxies import proxy_mounts
+from .deadline import CALL_DEADLINE, attempt_timeout, call_budget
+from .httpclients import USER_AGENT, new_async_http_client, new_http_client
 from .retry import (
     RETRY_STATUSES,
     DeadlineReached,
@@ -75,7 +72,6 @@ __all__ = [
 log = logging.getLogger("oauth_core")
 
 MAX_RESPONSE_BYTES = 1024 * 1024
-USER_AGENT = f"oauth-core/{__version__} python/{platform.python_version()} httpx/{httpx.__version__}"
 NO_AUTH = httpx.Auth()  # explicit: no credentials from the environment (.netrc) on token calls
 # Errors after which the service may have acted on the request (its answer was lost).
 _MAYBE_SENT = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)
@@ -239,8 +235,11 @@ class Attempt:
             log.debug("%s %s failed: %s", self.request.method, self.request.url, type(exc).__name__)
             raise network_failure(exc, until=self.until) from None
 
-    def answer(self, response: httpx.Response, chunks: List[bytes], raise_retryable: bool) -> HttpResponse:
-        """The :class:`HttpResponse` read, logged; with ``raise_retryable``, a 408/429/5xx is raised instead.
+    def answer(
+        self, response: httpx.Response, chunks: List[bytes], raise_retryable: bool, also: AbstractSet[int] = frozenset()
+    ) -> HttpResponse:
+        """The :class:`HttpResponse` read, logged; with ``raise_retryable``, a 408/429/5xx (or a status in
+        ``also``) is raised instead.
 
         Raises:
             RetryableResponse: ``raise_retryable`` and a status that says "try again".
@@ -252,7 +251,9 @@ class Attempt:
         if log.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - self.started) * 1000
             log.debug("%s %s -> %d in %.1f ms", request.method, request.url, result.status, elapsed)
-        if raise_retryable and result.status in RETRY_STATUSES and is_retryable_response(result):
+        if raise_retryable and (
+            result.status in also or (result.status in RETRY_STATUSES and is_retryable_response(result))
+        ):
             raise RetryableResponse(result)
         return result
 
@@ -264,6 +265,7 @@ def fetch(
     extensions: Optional[Dict[str, Any]] = None,
     until: Optional[float] = None,
     raise_retryable: bool = False,
+    also_retry: AbstractSet[int] = frozenset(),
 ) -> HttpResponse:
     """Send one request and read its answer: no redirects, no ambient auth, at most MAX_RESPONSE_BYTES.
 
@@ -272,7 +274,8 @@ def fetch(
 
     Raises:
         NetworkFailure: a retryable network failure (DeadlineReached: the deadline passed).
-        RetryableResponse: with ``raise_retryable``, a status that says "try again" (408/429/5xx).
+        RetryableResponse: with ``raise_retryable``, a status that says "try again" (408/429/5xx, or
+            one of ``also_retry``).
         TransportError / ResponseFormatError: final.
     """
     attempt = Attempt(http, request, until, extensions)
@@ -282,7 +285,7 @@ def fetch(
             chunks = read_limited(response, until=until)
         finally:
             response.close()
-    return attempt.answer(response, chunks, raise_retryable)
+    return attempt.answer(response, chunks, raise_retryable, also_retry)
 
 
 async def async_fetch(
@@ -292,6 +295,7 @@ async def async_fetch(
     extensions: Optional[Dict[str, Any]] = None,
     until: Optional[float] = None,
     raise_retryable: bool = False,
+    also_retry: AbstractSet[int] = frozenset(),
 ) -> HttpResponse:
     """The async twin of :func:`fetch`."""
     attempt = Attempt(http, request, until, extensions)
@@ -301,7 +305,7 @@ async def async_fetch(
             chunks = await async_read_limited(response, until=until)
         finally:
             await response.aclose()
-    return attempt.answer(response, chunks, raise_retryable)
+    return attempt.answer(response, chunks, raise_retryable, also_retry)
 
 
 def send_once(http: httpx.Client, request: HttpRequest, *, until: Optional[float] = None) -> HttpResponse:
@@ -412,14 +416,16 @@ def send_with_retry(
     """
     call = Call(http.timeout, request, policy, deadline)
     try:  # the common case: no tenacity machinery for a request that succeeds at once
-        return Exchange(fetch(http, request, until=call.until, raise_retryable=True))
+        return Exchange(fetch(http, request, until=call.until, raise_retryable=True, also_retry=policy.extra_statuses))
     except (RetryableResponse, NetworkFailure) as exc:
         retries = call.retries(exc, tenacity.Retrying)
     try:
         for attempt in retries:
             with attempt:
                 call.attempt()
-                return call.exchange(fetch(http, request, until=call.until, raise_retryable=True))
+                return call.exchange(
+                    fetch(http, request, until=call.until, raise_retryable=True, also_retry=policy.extra_statuses)
+                )
     except (RetryableResponse, NetworkFailure) as exc:
         raise call.final_error(exc) from None
     raise AssertionError("unreachable: tenacity either returns or raises")
@@ -431,56 +437,20 @@ async def async_send_with_retry(
     """The async twin of :func:`send_with_retry` (tenacity's ``AsyncRetrying``)."""
     call = Call(http.timeout, request, policy, deadline)
     try:
-        return Exchange(await async_fetch(http, request, until=call.until, raise_retryable=True))
+        return Exchange(
+            await async_fetch(http, request, until=call.until, raise_retryable=True, also_retry=policy.extra_statuses)
+        )
     except (RetryableResponse, NetworkFailure) as exc:
         retries = call.retries(exc, tenacity.AsyncRetrying)
     try:
         async for attempt in retries:
             with attempt:
                 call.attempt()
-                return call.exchange(await async_fetch(http, request, until=call.until, raise_retryable=True))
+                return call.exchange(
+                    await async_fetch(
+                        http, request, until=call.until, raise_retryable=True, also_retry=policy.extra_statuses
+                    )
+                )
     except (RetryableResponse, NetworkFailure) as exc:
         raise call.final_error(exc) from None
     raise AssertionError("unreachable: tenacity either returns or raises")
-
-
-# -- the clients' own httpx clients -----------------------------------------------------------
-
-
-class _NoCookies(http.cookiejar.CookieJar):
-    """Entra sets cookies a token client never needs; storing them costs time and leaks nothing useful."""
-
-    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        return None
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-
-Client = TypeVar("Client", httpx.Client, httpx.AsyncClient)
-
-
-def _configured(kind: Type[Client], timeout: float, transport: Type[Any]) -> Client:
-    http = kind(
-        timeout=timeout,
-        follow_redirects=False,
-        cookies=_NoCookies(),
-        headers={"user-agent": USER_AGENT},
-        mounts=proxy_mounts(transport),
-    )
-    if not install_deadline_backend(getattr(http, "_transport", None)):
-        log.debug("httpx layout not recognised: the call deadline is checked between reads only")
-    return http
-
-
-def new_http_client(timeout: float) -> httpx.Client:
-    """The client's own httpx.Client: keep-alive, no redirects, no cookie jar, our User-Agent.
-
-    Environment proxies serve non-loopback hosts only, and its sockets obey the call deadline.
-    """
-    return _configured(httpx.Client, timeout, httpx.HTTPTransport)
-
-
-def new_async_http_client(timeout: float) -> httpx.AsyncClient:
-    """The async twin of :func:`new_http_client`: an httpx.AsyncClient configured the same way."""
-    return _configured(httpx.AsyncClient, timeout, httpx.AsyncHTTPTransport)

@@ -1,9 +1,11 @@
 """A local, Entra-compatible token service for tests, demos and benchmarks (needs the ``crypto`` extra).
 
 It serves the v2.0 endpoints of one tenant on a loopback address (discovery, JWKS, authorize with
-a sign-in page, token with five grants, device code), mints RS256 tokens shaped like Entra's, and
-answers errors with Entra's bodies, headers and AADSTS codes (``shared/entra-protocol.md``).
-Faults can be injected per endpoint. Usage::
+a sign-in page, token with its grants including on-behalf-of and federated client assertions,
+device code), the managed identity sources (IMDS, App Service, Azure Arc, Cloud Shell, Azure ML,
+Service Fabric with TLS) and OIDC issuers for workload identity federation; it mints RS256 tokens
+shaped like Entra's, and answers errors with Entra's bodies, headers and AADSTS codes
+(``shared/entra-protocol.md``, ``entra-protocol-2.md``). Faults can be injected per endpoint. Usage::
 
     from oauth_core.emulator import Emulator, EmulatorConfig, Fault
 
@@ -15,12 +17,14 @@ Faults can be injected per endpoint. Usage::
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
+import tempfile
 from types import TracebackType
-from typing import TYPE_CHECKING, Callable, List, Optional, Type
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Type
 
 from ..core.errors import ConfigError
-from .config import Client, EmulatorConfig, Resource, User
+from .config import FEDERATION_AUDIENCE, Client, EmulatorConfig, FederatedCredential, ManagedIdentity, Resource, User
 from .faults import Fault, FaultSpec, parse_fault_spec
 from .wire import RequestRecord
 
@@ -34,6 +38,8 @@ __all__ = [
     "EmulatorConfig",
     "Fault",
     "FaultSpec",
+    "FederatedCredential",
+    "ManagedIdentity",
     "RequestRecord",
     "Resource",
     "User",
@@ -108,6 +114,8 @@ class Emulator:
         self._server: Optional[EmulatorServer] = None
         self._temp_dir: Optional[str] = None
         self._last_log: List[RequestRecord] = []
+        self._token_dir: Optional[str] = None
+        self._token_file: Optional[str] = None
         self.ca_bundle: Optional[str] = None
 
     def start(self) -> Emulator:
@@ -130,6 +138,7 @@ class Emulator:
         )
         if tls is not None:
             self.ca_bundle, self._temp_dir = tls.ca_bundle, tls.temp_dir
+        self._server.app.service.origin = self._server.origin
         self._server.start()
         return self
 
@@ -137,8 +146,12 @@ class Emulator:
         """Stop serving and remove the temporary CA directory (a ``ca_dir`` you gave is kept)."""
         if self._server is not None:
             self._server.stop()
+            self._server.app.service.arc.close()
             self._last_log = self._server.snapshot()
             self._server = None
+        if self._token_dir is not None:
+            shutil.rmtree(self._token_dir, ignore_errors=True)
+            self._token_dir = self._token_file = None
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
@@ -233,6 +246,69 @@ class Emulator:
         service = self._service
         with service.store.lock:
             service.store.valid_from[username.lower()] = service.clock()
+
+    @property
+    def arc_key_folder(self) -> str:
+        """The private (0700) folder where the Azure Arc endpoint writes its ``<guid>.key`` files."""
+        return self._service.arc.folder
+
+    def mint_federated_token(
+        self,
+        subject: str = "system:serviceaccount:default:workload",
+        audience: str = FEDERATION_AUDIENCE,
+        lifetime: int = 3600,
+        *,
+        issuer: str = "cluster",
+    ) -> str:
+        """A token of the hosted OIDC issuer ``issuer`` (``{url}/federation/<issuer>``) for ``subject``.
+
+        Raises:
+            ConfigError: an unknown issuer, an empty subject or audience, or a lifetime outside 60-86400 s.
+        """
+        service = self._service
+        try:
+            return service.issuers.mint(
+                service.origin, issuer, subject=subject, audience=audience, lifetime=lifetime, now=int(service.clock())
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def write_federated_token_file(self, path: Optional[str] = None, **mint: object) -> str:
+        """Write :meth:`mint_federated_token` (``mint`` are its arguments) to ``path`` (0600) and return it.
+
+        Without ``path`` the file is ``azure-identity-token`` in a private temp folder the emulator
+        removes on :meth:`stop`; it is also the file :meth:`identity_environment` names.
+        """
+        token = self.mint_federated_token(**mint)  # type: ignore[arg-type]
+        if path is None:
+            if self._token_dir is None:
+                self._token_dir = tempfile.mkdtemp(prefix="oauth-core-federation-")
+            path = os.path.join(self._token_dir, "azure-identity-token")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(token)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a valid path"
+            raise ConfigError(f"cannot write the federated token file {path!r}: {reason}") from None
+        self._token_file = path
+        return path
+
+    def identity_environment(self, source: str) -> Dict[str, str]:
+        """The environment variables that point a client's ``source`` at this emulator.
+
+        Sources: ``appservice``, ``imds``, ``arc``, ``cloudshell``, ``azureml``, ``servicefabric``
+        (TLS only) and ``workload`` (writes the federated token file if none was written yet).
+
+        Raises:
+            ConfigError: an unknown source, or one this emulator cannot serve as configured.
+        """
+        from .environment import identity_environment
+
+        def token_file() -> str:
+            return self._token_file or self.write_federated_token_file()
+
+        return identity_environment(source, url=self.url, service=self._service, token_file=token_file, tls=self._tls)
 
     def __repr__(self) -> str:
         state = self._server.origin if self._server else "stopped"

@@ -18,6 +18,11 @@ _NOT_INSTALLED = (
     "consented to by any user in the tenant."
 )
 
+_FIC_HINT = (
+    "Please check your federated identity credential Subject, Audience and Issuer against the presented "
+    "assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+)
+
 # code -> (error, HTTP status, suberror, message template)
 MESSAGES: Mapping[int, Tuple[str, int, Optional[str], str]] = {
     50126: ("invalid_grant", 400, None, "Error validating credentials due to invalid username or password."),
@@ -213,6 +218,54 @@ MESSAGES: Mapping[int, Tuple[str, int, Optional[str], str]] = {
         "The provided value for the input parameter 'device_code' is not valid.",
     ),
     90033: ("temporarily_unavailable", 503, None, "A transient error has occurred. Please try again."),
+    # Federated credentials (entra-protocol-2.md §2.3; wording from captured responses). The audience
+    # code is also quoted as 7002121; 700212 is the one seen in captured bodies.
+    700211: (
+        "invalid_client",
+        401,
+        None,
+        "No matching federated identity record found for presented assertion issuer '{issuer}'. " + _FIC_HINT,
+    ),
+    700212: (
+        "invalid_client",
+        401,
+        None,
+        "No matching federated identity record found for presented assertion audience '{audience}'. " + _FIC_HINT,
+    ),
+    700213: (
+        "invalid_client",
+        401,
+        None,
+        "No matching federated identity record found for presented assertion subject '{subject}'. " + _FIC_HINT,
+    ),
+    # The error and status of 700024 are unconfirmed; invalid_client 401 like the other assertion refusals.
+    700024: (
+        "invalid_client",
+        401,
+        None,
+        "Client assertion is not within its valid time range. Current time: {now}, assertion valid from {nbf}, "
+        "expiry time of assertion {exp}.",
+    ),
+    # On-behalf-of (entra-protocol-2.md §3). The error values are unconfirmed: invalid_grant 400 as for
+    # other bad grants.
+    50013: ("invalid_grant", 400, None, "Assertion failed signature validation. [Reason - {reason}]"),
+    500131: (
+        "invalid_grant",
+        400,
+        None,
+        "Assertion audience does not match the Client app presenting the assertion. The audience in the assertion "
+        "was '{audience}' and the expected audience is '{client_id}' or one of the Application Uris of this "
+        "application with App ID '{client_id}'. The downstream client must request a token for the expected "
+        "audience (the application that made the OBO request) and this application should use that token as "
+        "the assertion.",
+    ),
+    500133: (
+        "invalid_grant",
+        400,
+        None,
+        "Assertion is not within its valid time range. Ensure that the access token is not expired before using "
+        "it for user assertion, or request a new token. Current time: {now}, expiry time of assertion {exp}.",
+    ),
     50049: ("invalid_instance", 400, None, "Unknown or invalid instance."),
 }
 

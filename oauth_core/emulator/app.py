@@ -14,9 +14,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from .aadsts import Refusal, error_response, refusal
+from .arc import arc_endpoint
 from .authorize import authorize_endpoint
 from .device import devicecode_endpoint, devicelogin_endpoint
+from .federation import federation_endpoint
 from .grants import token_endpoint
+from .identity import identity_endpoint
 from .service import TENANT_ALIASES, Service
 from .wire import (
     DISCOVERY_CACHE,
@@ -31,10 +34,12 @@ from .wire import (
     timestamp,
 )
 
-__all__ = ["ENDPOINTS", "App", "route"]
+__all__ = ["ENDPOINTS", "FEDERATION_ENDPOINTS", "IDENTITY_ENDPOINTS", "App", "route"]
 
 CONSUMERS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 ENDPOINTS = ("authorize", "token", "devicecode", "devicelogin", "discovery", "keys", "instance", "userrealm")
+IDENTITY_ENDPOINTS = ("imds", "appservice", "arc", "cloudshell", "azureml", "servicefabric")
+FEDERATION_ENDPOINTS = ("federation", "federation_keys", "federation_mint")
 _log = logging.getLogger(__name__)
 
 _ROUTES: Tuple[Tuple[str, re.Pattern[str]], ...] = (
@@ -46,6 +51,15 @@ _ROUTES: Tuple[Tuple[str, re.Pattern[str]], ...] = (
     ("token", re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")),
     ("devicecode", re.compile(r"^/([^/]+)/oauth2/v2\.0/devicecode$")),
     ("devicelogin", re.compile(r"^/devicelogin/?$")),
+    ("imds", re.compile(r"^/metadata/identity/oauth2/token$")),
+    ("appservice", re.compile(r"^/msi/token$")),
+    ("arc", re.compile(r"^/arc/metadata/identity/oauth2/token$")),
+    ("cloudshell", re.compile(r"^/cloudshell/oauth2/token$")),
+    ("azureml", re.compile(r"^/azureml/msi/token$")),
+    ("servicefabric", re.compile(r"^/servicefabric/metadata/identity/oauth2/token$")),
+    ("federation", re.compile(r"^/federation/([^/]+)/\.well-known/openid-configuration$")),
+    ("federation_keys", re.compile(r"^/federation/([^/]+)/openid/v1/jwks$")),
+    ("federation_mint", re.compile(r"^/federation/([^/]+)/mint$")),
 )
 _PUBLIC_CLOUDS: List[Dict[str, Any]] = [
     {
@@ -113,6 +127,12 @@ class App:
             self.service.store.prune(now, keep=max(cfg.code_lifetime, cfg.device_code_lifetime) + 3600)
 
     def _dispatch(self, name: str, arg: str, request: Request, ctx: Ctx) -> Response:
+        if name == "arc":
+            return arc_endpoint(self.service, request, ctx)
+        if name in IDENTITY_ENDPOINTS:
+            return identity_endpoint(name, self.service, request, ctx)
+        if name in FEDERATION_ENDPOINTS:
+            return federation_endpoint(name, self.service, request, ctx, arg)
         handlers: Dict[str, Callable[[], Response]] = {
             "token": lambda: token_endpoint(self.service, request, ctx, arg),
             "authorize": lambda: authorize_endpoint(self.service, request, ctx, arg),

@@ -1,7 +1,8 @@
 """Command-line glue: ``python -m oauth_core.emulator`` and the ``oauth-core emulator`` subcommand.
 
 :func:`add_arguments` declares the options on any parser; :func:`run` starts the emulator, prints
-what a person needs to use it (URL, tenant, clients, test users, CA bundle), and serves until
+what a person needs to use it (URL, tenant, clients, test users, CA bundle, the ``export`` lines of
+each managed identity and workload identity source), and serves until
 SIGINT or SIGTERM.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import Any, Dict, List, Optional, TextIO
 
+from ..core.errors import ConfigError
 from . import Emulator, EmulatorConfig
 from .faults import FaultSpec, parse_fault_spec
 
@@ -47,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--token-lifetime", type=int, metavar="SECONDS", help="fixed access-token lifetime")
     parser.add_argument(
+        "--federated-token-file",
+        metavar="PATH",
+        help="where to write the workload identity token (default: a private temp folder)",
+    )
+    parser.add_argument(
         "--keep-rotated-refresh-tokens",
         action="store_true",
         help="keep a redeemed refresh token valid, as Entra does (default: revoke it on rotation)",
@@ -73,6 +80,8 @@ def _describe(emu: Emulator, faults: List[FaultSpec]) -> List[str]:
         kind = f"confidential, secret: {client.secret}" if client.secret else "public"
         if client.certificates and not client.secret:
             kind = "confidential, certificate"
+        elif client.federated_credentials and not client.secret:
+            kind = "confidential, federated credential"
         lines.append(f"  client:     {client.client_id}  {client.display_name} ({kind})")
     lines.append("  users:")
     for user in cfg.users:
@@ -92,7 +101,25 @@ def _describe(emu: Emulator, faults: List[FaultSpec]) -> List[str]:
     if emu.ca_bundle:
         lines.append(f"  CA bundle:  {emu.ca_bundle}")
         lines.append(f"  trust it:   SSL_CERT_FILE={emu.ca_bundle} (requests: REQUESTS_CA_BUNDLE={emu.ca_bundle})")
+    lines.extend(_identity_lines(emu))
     lines.append("Press Ctrl+C to stop.")
+    return lines
+
+
+def _identity_lines(emu: Emulator) -> List[str]:
+    """One group of ``export`` lines per token source with no user and no secret (export one group)."""
+    from .environment import IDENTITY_SOURCES, SOURCE_TITLES, export_lines
+
+    lines = ["  token sources without a user or a secret (export one group):"]
+    for source in IDENTITY_SOURCES:
+        try:
+            variables = emu.identity_environment(source)
+        except ConfigError:
+            continue  # Service Fabric without TLS, or no client trusting a federated credential
+        lines.append(f"    {SOURCE_TITLES[source]}:")
+        lines.extend(export_lines(variables, indent="      "))
+        if source == "workload" and not emu.ca_bundle:
+            lines.append("      (azure-identity wants an https authority: start with --tls and trust the CA bundle)")
     return lines
 
 
@@ -131,6 +158,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     with emu:
         for spec in faults:
             emu.inject(spec.endpoint, spec.fault, times=spec.times)
+        # A day: the longest a projected service-account token lives, and the emulator may run that long.
+        emu.write_federated_token_file(args.federated_token_file, lifetime=86400)
         for line in _describe(emu, faults):
             print(line, file=out)
         out.flush()

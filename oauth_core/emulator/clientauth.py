@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 from urllib.parse import unquote
 
 import jwt
@@ -120,8 +120,12 @@ def authenticate(
     tenant_segment: str,
     audiences: Sequence[str],
     now: float,
+    federated: Optional[Callable[[Client, str], bool]] = None,
 ) -> Tuple[Client, str]:
     """Identify the client and check its credential.
+
+    ``federated(client, assertion)`` may claim an assertion as a federated one: it returns True when
+    it accepted it, False when the assertion is not federated, and raises a refusal otherwise.
 
     Returns:
         The client and its ``appidacr``: ``0`` public, ``1`` secret, ``2`` certificate.
@@ -145,6 +149,8 @@ def authenticate(
     if assertion is not None:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise _bad_assertion(f"client_assertion_type must be {ASSERTION_TYPE}.")
+        if federated is not None and federated(client, assertion):
+            return client, "2"
         verify_assertion(client, assertion, audiences, now)
         return client, "2"
     if secret is not None:

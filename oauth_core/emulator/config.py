@@ -17,16 +17,23 @@ from ..core.errors import ConfigError
 
 __all__ = [
     "DATABRICKS_APP_ID",
+    "FEDERATION_AUDIENCE",
     "GRAPH_APP_ID",
     "Client",
     "EmulatorConfig",
+    "FederatedCredential",
+    "ManagedIdentity",
     "Resource",
     "User",
 ]
 
 DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+DEMO_API_APP_ID = "d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f60"
+WORKLOAD_APP_ID = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_ISSUER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _T = TypeVar("_T")
 
 
@@ -68,6 +75,50 @@ class User:
 
 
 @dataclass(frozen=True)
+class FederatedCredential:
+    """A federated identity credential: an external token with this ``iss``, ``sub`` and ``aud`` is accepted.
+
+    Attributes:
+        issuer: the issuer URL, compared exactly; ``{emulator}`` stands for the emulator's own URL,
+            so ``{emulator}/federation/cluster`` names the OIDC issuer the emulator hosts as ``cluster``.
+        subject: the ``sub`` claim, compared case-sensitively (``system:serviceaccount:<ns>:<name>``).
+        audiences: the accepted ``aud`` values (Entra allows exactly one).
+    """
+
+    issuer: str
+    subject: str
+    audiences: Tuple[str, ...] = (FEDERATION_AUDIENCE,)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "audiences", tuple(self.audiences))
+        if len(self.audiences) != 1:
+            raise ConfigError("a federated credential has exactly one audience")
+
+
+@dataclass(frozen=True)
+class ManagedIdentity:
+    """A managed identity of the emulated machine (system-assigned or user-assigned).
+
+    Attributes:
+        client_id: its application id (``appid``/``azp`` of its tokens, the ``client_id`` selector).
+        object_id: its service principal's object id (``oid``/``sub``; the ``object_id`` and
+            ``principal_id`` selectors).
+        resource_id: the ARM id (``xms_mirid``; the ``msi_res_id``/``mi_res_id`` selectors): the
+            machine's id for a system-assigned identity, ``.../userAssignedIdentities/<name>`` otherwise.
+    """
+
+    client_id: str
+    object_id: str
+    resource_id: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "client_id", _guid(self.client_id, "a managed identity's client_id"))
+        object.__setattr__(self, "object_id", _guid(self.object_id, "a managed identity's object_id"))
+        if not self.resource_id.startswith("/subscriptions/"):
+            raise ConfigError("a managed identity's resource_id is an ARM id (/subscriptions/...)")
+
+
+@dataclass(frozen=True)
 class Client:
     """A registered application.
 
@@ -78,6 +129,7 @@ class Client:
             match any port, as Entra allows for loopback addresses.
         secret: a client secret; a client with a secret or certificates is confidential.
         certificates: PEM certificates whose keys may sign client assertions.
+        federated_credentials: external issuers' tokens accepted as client assertions.
     """
 
     client_id: str
@@ -85,16 +137,18 @@ class Client:
     redirect_uris: Tuple[str, ...] = ()
     secret: Optional[str] = None
     certificates: Tuple[str, ...] = ()
+    federated_credentials: Tuple[FederatedCredential, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "client_id", _guid(self.client_id, "a client's client_id"))
         object.__setattr__(self, "redirect_uris", tuple(self.redirect_uris))
         object.__setattr__(self, "certificates", tuple(self.certificates))
+        object.__setattr__(self, "federated_credentials", tuple(self.federated_credentials))
 
     @property
     def is_confidential(self) -> bool:
-        """True when the client has a credential (a secret or a certificate)."""
-        return bool(self.secret) or bool(self.certificates)
+        """True when the client has a credential (a secret, a certificate or a federated credential)."""
+        return bool(self.secret) or bool(self.certificates) or bool(self.federated_credentials)
 
     def __repr__(self) -> str:
         kind = "confidential" if self.is_confidential else "public"
@@ -165,7 +219,40 @@ def _default_clients() -> Tuple[Client, ...]:
             (*loopback, "https://localhost/callback"),
             secret="emulator-client-secret",
         ),
+        # The demo API's own registration: a middle tier that trades its users' tokens (on-behalf-of).
+        Client(DEMO_API_APP_ID, "oauth-core demo API (middle tier)", secret="emulator-middle-tier-secret"),
+        Client(
+            WORKLOAD_APP_ID,
+            "oauth-core workload app",
+            federated_credentials=(
+                FederatedCredential("{emulator}/federation/cluster", "system:serviceaccount:default:workload"),
+            ),
+        ),
     )
+
+
+_ARM_GROUP = "/subscriptions/0b5c3a1d-7e2f-4a6b-8c9d-1e2f3a4b5c6d/resourcegroups/oauth-core-rg/providers"
+
+
+def _default_system_identity() -> Optional[ManagedIdentity]:
+    return ManagedIdentity(
+        "e4f5a6b7-c8d9-4e0f-a1b2-c3d4e5f6a7b8",
+        "f5a6b7c8-d9e0-4f1a-b2c3-d4e5f6a7b8c9",
+        f"{_ARM_GROUP}/Microsoft.Compute/virtualMachines/oauth-core-vm",
+    )
+
+
+def _default_user_identities() -> Tuple[ManagedIdentity, ...]:
+    return (
+        ManagedIdentity(
+            "a6b7c8d9-e0f1-4a2b-c3d4-e5f6a7b8c9d0",
+            "b7c8d9e0-f1a2-4b3c-d4e5-f6a7b8c9d0e1",
+            f"{_ARM_GROUP}/Microsoft.ManagedIdentity/userAssignedIdentities/oauth-core-uami",
+        ),
+    )
+
+
+ARM_APP_ID = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
 
 
 def _default_resources() -> Tuple[Resource, ...]:
@@ -179,11 +266,20 @@ def _default_resources() -> Tuple[Resource, ...]:
             1,
         ),
         Resource(
-            "d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f60",
+            DEMO_API_APP_ID,
             "oauth-core demo API",
             "api://oauth-core-demo-api",
             ("access_as_user",),
             2,
+        ),
+        # Azure Resource Manager: the audience of Databricks' SP management token and of most
+        # managed identity examples.
+        Resource(
+            ARM_APP_ID,
+            "Windows Azure Service Management API",
+            "https://management.azure.com",
+            ("user_impersonation",),
+            1,
         ),
     )
 
@@ -206,6 +302,14 @@ class EmulatorConfig:
         crlf_error_descriptions: separate Trace ID / Correlation ID / Timestamp with ``\\r\\n``
             (Entra before late 2023) instead of single spaces.
         region: shown in the ``x-ms-ests-server`` header.
+        system_identity: the machine's system-assigned managed identity; None for none.
+        user_identities: user-assigned managed identities; with ``system_identity`` None and no
+            user identities the machine has no identity at all ("Identity not found" everywhere).
+        identity_header: the App Service / Service Fabric ``IDENTITY_HEADER`` secret; None draws a
+            random one per start.
+        msi_secret: Azure ML's ``MSI_SECRET``; None draws a random one per start.
+        federation_issuers: names of the OIDC issuers the emulator hosts at ``/federation/<name>``.
+        cloud_shell_user: whose token Cloud Shell's endpoint hands out (a UPN of ``users``); None: none.
     """
 
     tenant_id: str = "5d1e7c7a-3b3f-4c1e-9c55-0e3a9f6b2d11"
@@ -221,12 +325,20 @@ class EmulatorConfig:
     device_code_interval: int = 5
     crlf_error_descriptions: bool = False
     region: str = "LOCAL"
+    system_identity: Optional[ManagedIdentity] = field(default_factory=_default_system_identity)
+    user_identities: Tuple[ManagedIdentity, ...] = field(default_factory=_default_user_identities)
+    identity_header: Optional[str] = None
+    msi_secret: Optional[str] = None
+    federation_issuers: Tuple[str, ...] = ("cluster",)
+    cloud_shell_user: Optional[str] = "alice@contoso.onmicrosoft.com"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tenant_id", _guid(self.tenant_id, "tenant_id"))
         object.__setattr__(self, "domain", self.domain.lower())
-        for name in ("users", "clients", "resources"):
+        for name in ("users", "clients", "resources", "user_identities", "federation_issuers"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if any(not _ISSUER_NAME.match(name) for name in self.federation_issuers):
+            raise ConfigError("federation issuer names are letters, digits, '-' and '_'")
         if self.token_lifetime is not None and not 60 <= self.token_lifetime <= 86400 * 2:
             raise ConfigError("token_lifetime must be 60 to 172800 seconds")
         for name in ("refresh_token_max_inactive", "code_lifetime", "device_code_lifetime", "device_code_interval"):
@@ -239,7 +351,9 @@ class EmulatorConfig:
 
     @classmethod
     def default(cls) -> EmulatorConfig:
-        """The built-in tenant: four users, a public and a confidential client, three resources."""
+        """The built-in tenant: four users, three resources, four clients (public, confidential, the demo
+        API as an on-behalf-of middle tier, a workload app trusting the ``cluster`` issuer), a
+        system-assigned and a user-assigned managed identity."""
         return cls()
 
     @classmethod
@@ -262,6 +376,12 @@ class EmulatorConfig:
             )
         if "clients" in values:
             values["clients"] = tuple(_client(c, base_dir) for c in _list(values["clients"], "clients"))
+        if values.get("system_identity") is not None:
+            values["system_identity"] = _build(ManagedIdentity, values["system_identity"], "system_identity")
+        if "user_identities" in values:
+            values["user_identities"] = tuple(
+                _build(ManagedIdentity, m, "user identity") for m in _list(values["user_identities"], "user_identities")
+            )
         try:
             return cls(**values)
         except TypeError as exc:
@@ -294,15 +414,15 @@ class EmulatorConfig:
         return next((c for c in self.clients if c.client_id == wanted), None)
 
 
+_NESTED = ("users", "clients", "resources", "user_identities", "federated_credentials")
+
+
 def _known_fields(cls: Type[Any], data: Mapping[str, Any], what: str) -> Dict[str, Any]:
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}")
-    return {
-        k: (tuple(v) if isinstance(v, list) and k not in ("users", "clients", "resources") else v)
-        for k, v in data.items()
-    }
+    return {k: (tuple(v) if isinstance(v, list) and k not in _NESTED else v) for k, v in data.items()}
 
 
 def _list(value: Any, what: str) -> Tuple[Any, ...]:
@@ -322,6 +442,11 @@ def _build(cls: Type[_T], data: Any, what: str) -> _T:
 
 def _client(data: Any, base_dir: Optional[Path]) -> Client:
     client = _build(Client, data, "client")
+    federated = tuple(
+        _build(FederatedCredential, f, "federated credential")
+        for f in _list(client.federated_credentials, "federated_credentials")
+    )
+    client = replace(client, federated_credentials=federated)
     pems = []
     for entry in client.certificates:
         if not isinstance(entry, str):

@@ -32,7 +32,26 @@ from .wire import HTML, Ctx, Pairs, Response, entra_headers
 __all__ = ["FAULT_ENDPOINTS", "FAULT_KINDS", "Fault", "FaultQueue", "FaultSpec", "fault_response", "parse_fault_spec"]
 
 FAULT_KINDS = ("status", "delay", "drop_before", "drop_after", "truncate", "html")
-FAULT_ENDPOINTS = ("token", "authorize", "devicecode", "devicelogin", "discovery", "keys", "instance", "userrealm")
+FAULT_ENDPOINTS = (
+    "token",
+    "authorize",
+    "devicecode",
+    "devicelogin",
+    "discovery",
+    "keys",
+    "instance",
+    "userrealm",
+    # managed identity sources and the hosted federation issuers
+    "imds",
+    "appservice",
+    "arc",
+    "cloudshell",
+    "azureml",
+    "servicefabric",
+    "federation",
+    "federation_keys",
+    "federation_mint",
+)
 MAX_DELAY = 600.0
 
 

@@ -1,4 +1,6 @@
-"""The token endpoint: ``POST /{tenant}/oauth2/v2.0/token`` and its five grants (entra-protocol.md §3).
+"""The token endpoint: ``POST /{tenant}/oauth2/v2.0/token`` and its grants (entra-protocol.md §3).
+
+Five grants live here; on-behalf-of is in :mod:`.obo`, federated client assertions in :mod:`.federation`.
 
 Each grant checks its parameters and state, then asks the :class:`~.service.Service` for the
 token response. Refusals are raised as :class:`~.aadsts.Refusal` and rendered by the caller.
@@ -15,6 +17,8 @@ from ..core.pkce import code_challenge, values_match
 from .aadsts import refusal
 from .clientauth import authenticate
 from .config import Client, User
+from .federation import is_federated, verify_federated
+from .obo import OBO_GRANT, on_behalf_of
 from .scopes import ScopeGrant, parse_app_scope, parse_scopes
 from .service import TENANT_ALIASES, Service, UserGrant
 from .store import CodeRecord, RefreshRecord
@@ -210,6 +214,7 @@ _GRANTS: Mapping[str, Callable[[TokenCall], Response]] = {
     "refresh_token": _refresh_token,
     DEVICE_CODE_GRANT: _device_code,
     "client_credentials": _client_credentials,
+    OBO_GRANT: on_behalf_of,
 }
 
 
@@ -239,5 +244,14 @@ def token_endpoint(svc: Service, request: Request, ctx: Ctx, segment: str) -> Re
     if "resource" in form:
         raise refusal(901002)
     endpoints = [f"{ctx.origin}/{s}/oauth2/v2.0/token" for s in dict.fromkeys((segment, tenant))]
-    client, appidacr = authenticate(svc.config, request, form, tenant_segment=segment, audiences=endpoints, now=ctx.now)
+
+    def federated(client: Client, assertion: str) -> bool:
+        if not is_federated(svc, client, assertion):
+            return False
+        verify_federated(svc, client, assertion, ctx.now)
+        return True
+
+    client, appidacr = authenticate(
+        svc.config, request, form, tenant_segment=segment, audiences=endpoints, now=ctx.now, federated=federated
+    )
     return handler(TokenCall(svc, ctx, form, client, appidacr, tenant, segment))

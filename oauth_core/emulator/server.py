@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from .aadsts import error_response, refusal
-from .app import App, grant_type_of, route
+from .app import IDENTITY_ENDPOINTS, App, grant_type_of, route
 from .faults import FAULT_ENDPOINTS, Fault, FaultQueue, fault_response
 from .keys import tls_material
 from .pool import CLOSE, KEEP, Conn, Deferred, Outcome, Pool
@@ -158,10 +158,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             response = owner.app.handle(request)
         if fault is not None and fault.kind == "drop_after":
-            owner.record(self.command, path, endpoint, grant_type, None)
+            owner.record(self.command, path, endpoint, grant_type, None, request)
             self._drop()
             return
-        owner.record(self.command, path, endpoint, grant_type, response.status)
+        owner.record(self.command, path, endpoint, grant_type, response.status, request)
         self._send(response, truncate=fault is not None and fault.kind == "truncate")
 
     def _request(self, path: str, query: str) -> Optional[Request]:
@@ -292,9 +292,19 @@ class EmulatorServer:
         """How many connections are open and how many workers are idle."""
         return self._pool.stats()
 
-    def record(self, method: str, path: str, endpoint: str, grant_type: Optional[str], status: Optional[int]) -> None:
-        """Append to the request log."""
-        entry = RequestRecord(method, path, endpoint, grant_type, status, self.app.service.clock())
+    def record(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        grant_type: Optional[str],
+        status: Optional[int],
+        request: Optional[Request] = None,
+    ) -> None:
+        """Append to the request log (with the query of managed identity requests, and header names)."""
+        params = request.query if request is not None and endpoint in IDENTITY_ENDPOINTS else ()
+        names = tuple(dict.fromkeys(k for k, _ in request.headers)) if request is not None else ()
+        entry = RequestRecord(method, path, endpoint, grant_type, status, self.app.service.clock(), params, names)
         with self._lock:
             self.records.append(entry)
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
+from .arckeys import ArcKeys
 from .config import Client, EmulatorConfig, User
+from .issuers import FederationIssuers
 from .keys import SigningKey, signing_keys
 from .scopes import ScopeGrant
 from .store import RefreshRecord, Store
@@ -47,6 +50,12 @@ class Service:
         self.clock: Clock = clock or time.time
         self.store = Store()
         self.keys: Tuple[SigningKey, SigningKey] = signing_keys()
+        # The server's own origin (set once bound): federated issuers' URLs never depend on the Host header.
+        self.origin = "http://127.0.0.1"
+        self.identity_header = config.identity_header or str(uuid.uuid4())
+        self.msi_secret = config.msi_secret or secrets.token_urlsafe(24)
+        self.arc = ArcKeys(clock=lambda: self.clock())
+        self.issuers = FederationIssuers(config.federation_issuers)
 
     def ctx(self, request: Request) -> Ctx:
         """Fresh per-request ids and time for ``request``."""

@@ -102,6 +102,9 @@ class RequestRecord:
         grant_type: the token request's ``grant_type``, if any.
         status: the status sent, or None when the connection was dropped without an answer.
         at: when it arrived (the emulator's clock, epoch seconds).
+        params: the query parameters, kept only for the managed identity endpoints, whose queries
+            carry no secrets (``api-version``, ``resource``, an identity selector).
+        header_names: the lower-case names of the request's headers (never their values).
     """
 
     method: str
@@ -110,6 +113,12 @@ class RequestRecord:
     grant_type: Optional[str]
     status: Optional[int]
     at: float
+    params: Pairs = ()
+    header_names: Tuple[str, ...] = ()
+
+    def param(self, name: str) -> Optional[str]:
+        """The first recorded value of a query parameter, or None."""
+        return next((v for k, v in self.params if k == name), None)
 
 
 @dataclass(frozen=True)

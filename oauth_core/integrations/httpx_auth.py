@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import json
 import math
 import re
@@ -26,10 +27,8 @@ import httpx
 from ..core.errors import ConfigError, InteractionRequired, ResponseFormatError
 from ..core.flows import APP_ACCOUNT, Scopes
 from ..core.scopes import normalize_scopes
-from ..drivers.sync import EntraClient
 
 if TYPE_CHECKING:
-    from ..drivers.aio import AsyncEntraClient
     from .databricks import (
         SP_MANAGEMENT_TOKEN_HEADER as SP_MANAGEMENT_TOKEN_HEADER,
         WORKSPACE_RESOURCE_ID_HEADER as WORKSPACE_RESOURCE_ID_HEADER,
@@ -49,6 +48,11 @@ __all__ = [
 
 # A min_validity no cached token can meet: get_token must refresh.
 FORCE_REFRESH = math.inf
+# Anything with ``get_token(scopes=..., min_validity=...[, account=...])`` returning a TokenSet, sync
+# or async: EntraClient, AsyncEntraClient, ManagedIdentity, AsyncManagedIdentity, WorkloadIdentity,
+# DefaultCredential (duck-typed, so a credential of your own fits too).
+TokenClient = Any
+
 # Azure Databricks names that lived here before they moved to .databricks; still importable from here.
 _MOVED_TO_DATABRICKS = frozenset(
     {
@@ -172,7 +176,7 @@ class EntraAuth(httpx.Auth):
 
     def __init__(
         self,
-        client: Union[EntraClient, AsyncEntraClient],
+        client: TokenClient,
         *,
         scopes: Scopes = None,
         min_validity: float = 300.0,
@@ -183,8 +187,11 @@ class EntraAuth(httpx.Auth):
         workspace_name: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
     ) -> None:
-        if not isinstance(client, EntraClient) and not _is_async_client(client):
-            raise ConfigError("EntraAuth needs an EntraClient or an AsyncEntraClient")
+        if not callable(getattr(client, "get_token", None)):
+            raise ConfigError(
+                "EntraAuth needs a token client: an EntraClient, AsyncEntraClient, ManagedIdentity, "
+                "WorkloadIdentity or DefaultCredential"
+            )
         if not (0 <= min_validity < 86400):
             raise ConfigError("min_validity must be between 0 and 86400 seconds")
         self._client = client
@@ -255,8 +262,8 @@ class EntraAuth(httpx.Auth):
             TransientError / ResponseFormatError: the refresh failed.
         """
         client = self._client
-        if not isinstance(client, EntraClient):
-            raise ConfigError("this EntraAuth holds an AsyncEntraClient: use it with httpx.AsyncClient")
+        if _is_async_client(client):
+            raise ConfigError("this EntraAuth holds an async client: use it with httpx.AsyncClient")
         request.read()
         flow = self._flow(request)
         step = next(flow)
@@ -290,24 +297,28 @@ class EntraAuth(httpx.Auth):
             except StopIteration:
                 return
 
-    def _sync_token(self, client: EntraClient, min_validity: float) -> str:
+    def _token_options(self) -> Dict[str, Any]:
+        # ``account`` only when one is named: managed identities have no accounts to choose from.
+        options: Dict[str, Any] = {"scopes": self.scopes}
+        if self.account is not None:
+            options["account"] = self.account
+        return options
+
+    def _sync_token(self, client: Any, min_validity: float) -> str:
         # get_token renews a service principal's app-only token itself (client credentials).
-        return client.get_token(scopes=self.scopes, min_validity=min_validity, account=self.account).access_token
+        return str(client.get_token(min_validity=min_validity, **self._token_options()).access_token)
 
     async def _async_token(self, min_validity: float) -> str:
         client = self._client
-        if isinstance(client, EntraClient):
+        if not _is_async_client(client):
             return self._sync_token(client, min_validity)
-        tokens = await client.get_token(scopes=self.scopes, min_validity=min_validity, account=self.account)
-        return tokens.access_token
+        tokens = await client.get_token(min_validity=min_validity, **self._token_options())
+        return str(tokens.access_token)
 
 
 def _is_async_client(client: object) -> bool:
-    try:
-        from ..drivers.aio import AsyncEntraClient
-    except ImportError:  # pragma: no cover - an install without the async client
-        return False
-    return isinstance(client, AsyncEntraClient)
+    """True for a client whose ``get_token`` is a coroutine function (AsyncEntraClient, AsyncManagedIdentity)."""
+    return inspect.iscoroutinefunction(getattr(client, "get_token", None))
 
 
 def __getattr__(name: str) -> Any:
