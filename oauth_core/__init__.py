@@ -99,6 +99,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .core.scopes import (
         DATABRICKS_SCOPE as DATABRICKS_SCOPE,
     )
+    from .core.throttle import (
+        Throttled as Throttled,
+    )
+    from .core.wstrust_errors import (
+        FederatedSignInFailed as FederatedSignInFailed,
+        FederationError as FederationError,
+        FederationNotSupported as FederationNotSupported,
+    )
     from .drivers.aio import (
         AsyncEntraClient as AsyncEntraClient,
     )
@@ -208,6 +216,10 @@ _LAZY = {
     "ResourceNotPermitted": "core.identity_errors",
     "FederatedCredentialRejected": "core.errors",
     "IdentitySource": "core.identity",
+    "Throttled": "core.throttle",
+    "FederationError": "core.wstrust_errors",
+    "FederatedSignInFailed": "core.wstrust_errors",
+    "FederationNotSupported": "core.wstrust_errors",
     "workspace_tenant": "integrations.databricks",
 }
 
@@ -233,7 +245,10 @@ __all__ = [
     "EntraClient",
     "ExpiredToken",
     "FederatedCredentialRejected",
+    "FederatedSignInFailed",
     "FederatedTokenFile",
+    "FederationError",
+    "FederationNotSupported",
     "FileTokenCache",
     "HttpRequest",
     "HttpResponse",
@@ -268,6 +283,7 @@ __all__ = [
     "SignatureVerificationError",
     "SlowDown",
     "StateMismatch",
+    "Throttled",
     "TokenDecodeError",
     "TokenInfo",
     "TokenSet",

@@ -124,3 +124,12 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeClock
             module, "RetryPolicy", functools.partial(RetryPolicy, sleep=clock.sleep, clock=clock.monotonic)
         )
     return clock
+
+
+@pytest.fixture
+def no_realm_discovery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Password grants without the user realm lookup first, for tests that mock only the token
+    endpoint (respx): the lookup and WS-Trust have tests of their own."""
+    from oauth_core.core.flows import ClientBase
+
+    monkeypatch.setattr(ClientBase, "user_realm_discovery", False)

@@ -47,6 +47,9 @@ from oauth_core.drivers.retry import RetryPolicy
 from oauth_core.drivers.stores import FileTokenCache, MemoryTokenCache
 from oauth_core.drivers.sync import MAX_RESPONSE_BYTES, EntraClient
 
+# These tests mock only the token endpoint: the user realm lookup is tested in test_wstrust.py.
+pytestmark = pytest.mark.usefixtures("no_realm_discovery")
+
 HOST = "https://login.microsoftonline.com"
 TOKEN_URL = f"{HOST}/{TENANT_ID}/oauth2/v2.0/token"
 USERNAME = "someone@contoso.onmicrosoft.com"

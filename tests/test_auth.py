@@ -15,6 +15,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ import pytest
 pytest.importorskip("cryptography", reason="the emulator needs the crypto extra")
 
 from oauth_core import ConfigError, EntraAuth, EntraClient, InteractionRequired, ResponseFormatError, TokenSet
-from oauth_core.emulator import Emulator, EmulatorConfig
+from oauth_core.emulator import Emulator, EmulatorConfig, Fault
 from oauth_core.integrations.httpx_auth import (
     APP_ACCOUNT,
     WORKSPACE_RESOURCE_ID_HEADER,
@@ -269,18 +270,50 @@ def test_the_retry_sends_the_body_again(signed_in: Tuple[EntraClient, TokenSet],
     assert [r.body for r in stand_in.requests] == [b'{"cluster_id":"c1"}'] * 2
 
 
-def test_claims_challenge_raises_interaction_required(
+def test_claims_challenge_is_answered_by_one_refresh_with_the_claims(
     signed_in: Tuple[EntraClient, TokenSet], stand_in: StandIn, emulator: Emulator
 ) -> None:
     client, _ = signed_in
     stand_in.queue(CLUSTERS, claims_challenge())
     before = refreshes(emulator)
+    sent: List[Dict[str, str]] = []
+
+    def spy(request: httpx.Request) -> None:
+        if request.url.path.endswith("/oauth2/v2.0/token"):
+            sent.append(dict(parse_qsl(request.read().decode())))
+
+    spy_http = httpx.Client(event_hooks={"request": [spy]}, trust_env=False)
+    spied = EntraClient(
+        client.client_id,
+        client.authority.tenant,
+        authority_host=client.authority.host,
+        cache=client.cache,
+        http_client=spy_http,
+    )
+    with spy_http, spied, httpx.Client(auth=EntraAuth(spied)) as http:
+        response = http.get(stand_in.url + CLUSTERS)
+    assert response.status_code == 200  # answered: one silent acquisition with the claims, one retry
+    assert refreshes(emulator) == before + 1
+    assert [json.loads(form["claims"]) for form in sent] == [CLAIMS]
+    assert len(stand_in.requests) == 2
+    first, retried = (r.headers["authorization"] for r in stand_in.requests)
+    assert first != retried
+
+
+def test_claims_challenge_raises_with_the_claims_when_a_person_must_sign_in(
+    signed_in: Tuple[EntraClient, TokenSet], stand_in: StandIn, emulator: Emulator
+) -> None:
+    client, _ = signed_in
+    stand_in.queue(CLUSTERS, claims_challenge())
+    refusal = json.dumps(
+        {"error": "interaction_required", "error_description": "AADSTS50076: MFA.", "error_codes": [50076]}
+    )
+    emulator.inject("token", Fault("status", status=400, body=refusal), times=1)
     with httpx.Client(auth=EntraAuth(client)) as http, pytest.raises(InteractionRequired) as caught:
         http.get(stand_in.url + CLUSTERS)
     assert caught.value.error == "insufficient_claims"
     assert caught.value.status == 401
     assert caught.value.claims is not None and json.loads(caught.value.claims) == CLAIMS
-    assert refreshes(emulator) == before  # a refresh cannot satisfy a claims challenge
     assert len(stand_in.requests) == 1
 
 

@@ -27,13 +27,20 @@ TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
         ("public", "https://login.microsoftonline.com"),
         ("azure", "https://login.microsoftonline.com"),
         ("usgov", "https://login.microsoftonline.us"),
-        ("china", "https://login.chinacloudapi.cn"),
+        ("china", "https://login.partner.microsoftonline.cn"),  # Microsoft's docs; MSAL deprecates the old one
+        ("gov-fr", "https://login.sovcloud-identity.fr"),
+        ("gov-de", "https://login.sovcloud-identity.de"),
+        ("gov-sg", "https://login.sovcloud-identity.sg"),
         ("PUBLIC", "https://login.microsoftonline.com"),
         ("  usgov  ", "https://login.microsoftonline.us"),
     ],
 )
 def test_cloud_aliases(alias: str, host: str) -> None:
     assert Authority.of(alias, TENANT).host == host
+
+
+def test_the_old_china_host_is_still_an_entra_host() -> None:
+    assert Authority.of("https://login.chinacloudapi.cn", TENANT).is_known_entra_host
 
 
 def test_every_cloud_alias_points_at_a_known_entra_host() -> None:

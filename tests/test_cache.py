@@ -35,6 +35,9 @@ from oauth_core.core.protocol import DATABRICKS_SCOPE, TokenSet
 from oauth_core.drivers.stores import FileTokenCache, MemoryTokenCache
 from tests.fixturelib import mint_jwt
 
+# These tests mock only the token endpoint: the user realm lookup is tested in test_wstrust.py.
+pytestmark = pytest.mark.usefixtures("no_realm_discovery")
+
 TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
 CLIENT = "12a34b56-789c-0d12-e3fa-b456789c0123"
 TOKEN_URL = f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"
@@ -201,6 +204,10 @@ def test_soft_window_failure_serves_the_old_token_and_waits_30s(client: EntraCli
     assert client.get_token(min_validity=60).access_token == access_token(1)
     assert route.call_count == 1  # no second attempt within 30 s
     clock.now += 25
+    assert client.get_token(min_validity=60).access_token == access_token(1)
+    # a public client does not resend an identical request within 60 s of a 503 (MSAL's default)
+    assert route.call_count == 1
+    clock.now += 30
     client.get_token(min_validity=60)
     assert route.call_count == 2
 

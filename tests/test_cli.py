@@ -40,6 +40,9 @@ from oauth_core.cli.hints import HINTS_BY_CLASS, HINTS_BY_CODE, shell_hint
 from oauth_core.core.claims import unverified_claims
 from oauth_core.core.errors import AADSTS, OAuthError, oauth_error_from_body
 
+# These tests mock only the token endpoint: the user realm lookup is tested in test_wstrust.py.
+pytestmark = pytest.mark.usefixtures("no_realm_discovery")
+
 REPO = Path(__file__).resolve().parent.parent
 TOKEN_URL = f"https://login.microsoftonline.com/{TENANT_ID}/oauth2/v2.0/token"
 USERNAME = "someone@contoso.onmicrosoft.com"

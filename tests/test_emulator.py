@@ -781,7 +781,14 @@ def refresh(http: httpx.Client, rt: str, scope: Optional[str] = DBX, **extra: st
     return token(http, **{**form, **extra})
 
 
-def test_refresh_rotates_and_revokes_the_redeemed_token(http: httpx.Client) -> None:
+def test_refresh_rotates_and_revokes_the_redeemed_token() -> None:
+    # Revocation on rotation is opt-in (Entra keeps a rotated-away refresh token valid).
+    config = make_config(revoke_rotated_refresh_tokens=True)
+    with Emulator(config) as emu, httpx.Client(base_url=emu.url, follow_redirects=False, timeout=10) as http:
+        _refresh_rotates_and_revokes(http)
+
+
+def _refresh_rotates_and_revokes(http: httpx.Client) -> None:
     first = password(http).json()["refresh_token"]
     second = refresh(http, first).json()
     assert second["refresh_token"] != first and second["scope"] == f"{DATABRICKS}/user_impersonation openid profile"

@@ -94,6 +94,9 @@ from oauth_core.drivers.stores import (
 from oauth_core.drivers.sync import EntraClient
 from oauth_core.integrations.httpx_auth import EntraAuth, bearer_challenge
 
+# These tests mock only the token endpoint: the user realm lookup is tested in test_wstrust.py.
+pytestmark = pytest.mark.usefixtures("no_realm_discovery")
+
 TENANT = "5d1e7c7a-3b3f-4c1e-9c55-0e3a9f6b2d11"
 CLIENT = "a0c5e0f6-1d2b-4c3e-9f8a-7b6c5d4e3f21"
 HOST = "https://login.microsoftonline.com"

@@ -366,6 +366,7 @@ def sent_form(server: StandIn) -> Dict[str, str]:
         (["refresh", "--refresh-token-stdin"], "refresh_token", " 0.AXkA-refresh token "),
     ],
 )
+@pytest.mark.usefixtures("no_realm_discovery")  # the stand-in serves the token endpoint only
 def test_stdin_secrets_are_sent_as_typed(
     run: Callable[..., Result], token_service: StandIn, argv: List[str], field: str, secret: str, line_end: str
 ) -> None:

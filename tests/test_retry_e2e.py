@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -144,13 +145,23 @@ def test_lost_code_redemption_reports_the_lost_response(emulator: Emulator) -> N
     assert recorder.waits == []  # sent once: the code may have been redeemed
 
 
-def test_lost_refresh_response_with_rotation_is_invalid_grant(emulator: Emulator) -> None:
+def test_lost_refresh_response_with_rotation_is_invalid_grant() -> None:
     recorder = Recorder()
-    with _client(emulator, recorder) as client:
+    strict = dataclasses.replace(EmulatorConfig.default(), revoke_rotated_refresh_tokens=True)
+    with Emulator(strict, port=0, tls=False) as emulator, _client(emulator, recorder) as client:
         refresh_token = _password(client, emulator)
         emulator.inject("token", Fault("drop_after"), times=1)  # rotated server-side, answer lost
         with pytest.raises(InvalidGrant):
             client.refresh(refresh_token)
+    assert recorder.waits == [0.25]
+
+
+def test_lost_refresh_response_is_retried_through_as_entra_keeps_the_old_token(emulator: Emulator) -> None:
+    recorder = Recorder()
+    with _client(emulator, recorder) as client:
+        refresh_token = _password(client, emulator)
+        emulator.inject("token", Fault("drop_after"), times=1)  # rotated server-side, answer lost
+        assert client.refresh(refresh_token).access_token  # the old one still works, as in Entra
     assert recorder.waits == [0.25]
 
 

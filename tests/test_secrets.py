@@ -70,7 +70,9 @@ HARD = 7200.0  # above the 3600 s token lifetime: get_token must refresh
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
-    with Emulator(replace(EmulatorConfig.default(), token_lifetime=3600), port=0) as running:
+    # Revocation on rotation opted in: the CLI test below expects a rotated-away token to be refused.
+    config = replace(EmulatorConfig.default(), token_lifetime=3600, revoke_rotated_refresh_tokens=True)
+    with Emulator(config, port=0) as running:
         yield running
 
 

@@ -13,6 +13,9 @@ from oauth_core.cli import main
 from oauth_core.core.authority import Authority
 from oauth_core.core.errors import InsecureAuthorityError
 
+# These tests mock only the token endpoint: the user realm lookup is tested in test_wstrust.py.
+pytestmark = pytest.mark.usefixtures("no_realm_discovery")
+
 TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
 
 

@@ -26,7 +26,7 @@ from .emulator import cmd_demo, cmd_emulator
 from .exit_codes import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE
 from .output import report, setup_logging, unsaved
 from .parser import build_parser
-from .settings import check_not_blank, is_text
+from .settings import check_not_blank, claims_of, is_text
 from .signin import (
     cmd_authorize_url,
     cmd_client_credentials,
@@ -74,6 +74,7 @@ def _run(argv: List[str], out: TextIO, err: TextIO) -> int:
         parser.print_help(out)
         return EXIT_USAGE
     check_not_blank(args)
+    claims_of(args)  # a bad --claims is a usage error before anything else is done
     setup_logging(args.verbose, err)
     return COMMANDS[args.command](args, out, err)
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, TextIO
 
 from .identities import add_identity_options, identity_kind, make_credential, print_explanation
 from .output import print_tokens, safe
-from .settings import authority_host, client_id, make_client, open_cache, tenant
+from .settings import authority_host, claims_of, client_id, make_client, open_cache, tenant
 from .usage import AddCommand, seconds_left
 
 __all__ = ["add_cache_commands", "cmd_accounts", "cmd_logout", "cmd_token"]
@@ -41,7 +41,7 @@ def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         tokens = _place_token(args, kind, err)
     else:
         with make_client(args) as client:
-            tokens = client.get_token(min_validity=args.min_validity, account=args.account)
+            tokens = client.get_token(min_validity=args.min_validity, account=args.account, claims=claims_of(args))
     if args.json:
         print_tokens(tokens, True, out)
     else:

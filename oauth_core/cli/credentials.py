@@ -26,8 +26,9 @@ __all__ = [
 ]
 
 ROPC_NOTICE = (
-    "note: Microsoft is retiring the password grant wherever MFA is enforced; it also fails for federated "
-    "and personal accounts. Prefer `oauth-core login` (or authorize-url + exchange)."
+    "note: Microsoft is retiring the password grant wherever MFA is enforced; it also fails for personal "
+    "accounts (federated ones sign in through their WS-Trust endpoint). Prefer `oauth-core login` "
+    "(or authorize-url + exchange)."
 )
 
 

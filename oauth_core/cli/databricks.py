@@ -88,14 +88,16 @@ def _json_data(text: Optional[str]) -> Any:
 
 
 def _management_token(client: Any, err: TextIO) -> str:
-    """A service principal's (or the place's credential's) Azure Resource Manager token, used even
-    when the cache cannot keep it."""
-    from ..integrations.databricks import MANAGEMENT_SCOPE
+    """A service principal's (or the place's credential's) Azure Resource Manager token, for the
+    authority's cloud, used even when the cache cannot keep it."""
+    from ..integrations.databricks import management_scope
 
+    authority = getattr(client, "authority", None)  # a managed identity has none: the public cloud's
+    scope = management_scope(getattr(authority, "host", None))
     try:
         if not hasattr(client, "acquire_for_client"):  # a managed identity or the default chain
-            return str(client.get_token(scopes=MANAGEMENT_SCOPE).access_token)
-        return str(client.acquire_for_client(scopes=MANAGEMENT_SCOPE).access_token)
+            return str(client.get_token(scopes=scope).access_token)
+        return str(client.acquire_for_client(scopes=scope).access_token)
     except TokensNotSaved as exc:
         err.write(f"warning: {safe(exc)}\n")
         return str(exc.tokens.access_token)

@@ -109,7 +109,7 @@ def _code_flow(client: EntraClient, story: _Story, user: str, password: str) -> 
 
 
 def _password_and_rotation(client: EntraClient, story: _Story, user: str, password: str) -> Optional[str]:
-    """Steps 2 and 3; returns the newest refresh token, or None when the old one was not refused."""
+    """Steps 2 and 3; returns the newest refresh token, or None when the rotated-away one was refused."""
     story.say("\n2. Password grant (ROPC)")
     tokens = client.acquire_by_password(user, password)
     info = inspect_token(tokens.access_token)
@@ -121,12 +121,16 @@ def _password_and_rotation(client: EntraClient, story: _Story, user: str, passwo
     old_refresh = tokens.refresh_token or ""
     tokens = client.refresh(old_refresh)
     story.say(f"   new access token, rotated refresh token: {tokens.refresh_token != old_refresh}")
+    story.say("   Entra does not revoke the rotated-away refresh token: it keeps working until it expires,")
+    story.say("   and a client keeps the newest one it was given")
     try:
-        client.refresh(old_refresh)
-        story.say("   UNEXPECTED: the rotated-away refresh token still worked")
-        return None
+        again = client.refresh(old_refresh)
     except InvalidGrant as exc:
-        story.say(f"   the old refresh token is refused: AADSTS{exc.error_codes[0] if exc.error_codes else '?'}")
+        story.say(
+            f"   UNEXPECTED: the old refresh token was refused: AADSTS{exc.error_codes[0] if exc.error_codes else '?'}"
+        )
+        return None
+    story.say(f"   the old refresh token redeemed once more: access token {_short(again.access_token)}")
     return tokens.refresh_token or ""
 
 

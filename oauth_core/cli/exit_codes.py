@@ -1,8 +1,9 @@
 """The command line's exit codes, and which one each library exception means.
 
 0 success; 1 the identity service refused; 2 usage or bad input; 3 network or service failure
-after retries, or a malformed service response; 4 a security check failed (state, nonce,
-signature, insecure authority); 130 interrupted; 70 an internal error.
+after retries, a malformed service response, or throttling (the service asked to wait); 4 a
+security check failed (state, nonce, signature, insecure authority); 130 interrupted; 70 an
+internal error.
 
 The library's exceptions know nothing of exit codes: the mapping lives here, keyed by class.
 """
@@ -27,6 +28,8 @@ from ..core.errors import (
 )
 from ..core.identity_errors import IdentityUnavailable, ManagedIdentityError
 from ..core.managed import CredentialUnavailable
+from ..core.throttle import Throttled
+from ..core.wstrust_errors import FederatedSignInFailed, FederationNotSupported
 
 __all__ = [
     "EXIT_CODES",
@@ -61,11 +64,14 @@ EXIT_CODES: Mapping[Type[OAuthCoreError], int] = {
     SignatureVerificationError: EXIT_SECURITY,
     InteractionTimeout: EXIT_SERVICE,
     TransportError: EXIT_SERVICE,
+    Throttled: EXIT_SERVICE,  # the service asked to wait: the hint says until when
     ResponseFormatError: EXIT_SERVICE,
     OAuthError: EXIT_REFUSED,
     ManagedIdentityError: EXIT_REFUSED,
     IdentityUnavailable: EXIT_SERVICE,
     CredentialUnavailable: EXIT_REFUSED,
+    FederatedSignInFailed: EXIT_REFUSED,  # the federation refused the password
+    FederationNotSupported: EXIT_REFUSED,  # the user's organisation takes no password here
 }
 
 

@@ -19,8 +19,9 @@ from ..core.errors import (
     OAuthError,
     UnauthorizedClient,
 )
+from ..core.throttle import Throttled, clock_text, seconds_text
 
-__all__ = ["HINTS_BY_CLASS", "HINTS_BY_CODE", "shell_hint"]
+__all__ = ["HINTS_BY_CLASS", "HINTS_BY_CODE", "shell_hint", "throttled_hint"]
 
 HINTS_BY_CLASS: Mapping[Type[OAuthCoreError], str] = {
     InteractionTimeout: "Sign in within the time allowed, or raise --timeout.",
@@ -72,8 +73,18 @@ def _code_hint(error: OAuthError, hint: str) -> Optional[str]:
     return None
 
 
+def throttled_hint(error: Throttled) -> str:
+    """When to run the command again: the service's wait, counted from when it was asked for."""
+    when = f"run the command again after {clock_text(error.until)} (in {seconds_text(error.retry_after)})"
+    if error.attempts == 0:
+        return f"Nothing was sent: the service asked to wait after an identical request; {when}."
+    return f"The service asked to wait: {when}."
+
+
 def shell_hint(error: OAuthCoreError) -> Optional[str]:
     """The hint to print for ``error``: the shell wording where there is one, else the library's."""
+    if isinstance(error, Throttled):
+        return throttled_hint(error)
     hint = error.hint
     if not hint:
         return hint

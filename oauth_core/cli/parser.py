@@ -34,7 +34,7 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     group.add_argument(
         "--authority-host",
         default=default(None),
-        help="login host URL or public/usgov/china (env AZURE_AUTHORITY_HOST)",
+        help="login host URL or public/usgov/china/gov-fr/gov-de/gov-sg (env AZURE_AUTHORITY_HOST)",
     )
     group.add_argument(
         "--scope",
@@ -55,6 +55,19 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
         help="keep tokens in memory only (default: the 0600 token cache in the state directory)",
     )
     group.add_argument("--account", default=default(None), help="which cached account to use (username or account id)")
+    group.add_argument(
+        "--claims",
+        default=default(None),
+        metavar="JSON",
+        help="a claims request (the JSON of a claims challenge): asked for anew, never served from the cache",
+    )
+    group.add_argument(
+        "--client-capability",
+        action="append",
+        default=default(None),
+        metavar="CAP",
+        help="a capability the client declares, repeatable (cp1: it answers claims challenges, CAE)",
+    )
     group.add_argument(
         "--allow-authority-host",
         action="append",

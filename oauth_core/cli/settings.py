@@ -17,6 +17,7 @@ __all__ = [
     "authority_host",
     "check_cache",
     "check_not_blank",
+    "claims_of",
     "client_id",
     "is_text",
     "make_client",
@@ -127,7 +128,24 @@ def make_client(
         client_secret=client_secret,
         client_certificate=client_certificate,
         trusted_hosts=trusted_hosts(args),
+        client_capabilities=getattr(args, "client_capability", None) or (),
     )
+
+
+def claims_of(args: argparse.Namespace) -> Optional[str]:
+    """--claims, checked to be a JSON object (a usage error otherwise, before anything is sent)."""
+    import json
+
+    text = getattr(args, "claims", None)
+    if text is None:
+        return None
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise UsageError("--claims must be a JSON object, as a claims challenge gives it")
+    return str(text)
 
 
 def check_cache(client: EntraClient) -> None:

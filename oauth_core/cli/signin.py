@@ -18,7 +18,7 @@ from .credentials import (
 )
 from .output import print_tokens, safe
 from .pending import find_pending, pending_path, prune_pending
-from .settings import authority_host, check_cache, client_id, make_client, tenant, trusted_hosts
+from .settings import authority_host, check_cache, claims_of, client_id, make_client, tenant, trusted_hosts
 from .usage import AddCommand, UsageError
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def cmd_authorize_url(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     """Print the sign-in URL; keep the pending request (state, nonce, PKCE verifier) for exchange."""
     from ..core.authority import Authority
     from ..core.authorize import build_authorization_request
-    from ..core.protocol import normalize_scopes
+    from ..core.protocol import claims_parameter, normalize_scopes
     from ..drivers.files import write_private
 
     authority = Authority.of(authority_host(args), tenant(args)).require_trusted(trusted_hosts(args))
@@ -125,6 +125,7 @@ def cmd_authorize_url(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         prompt=args.prompt,
         login_hint=args.login_hint,
         domain_hint=args.domain_hint,
+        claims=claims_parameter(claims_of(args), args.client_capability or ()),
     )
     path = pending_path(pending.state)
     write_private(path, pending.to_json())
@@ -164,6 +165,7 @@ def cmd_login(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             open_browser=not args.no_browser,
             on_url=show,
             listen_address=args.listen_address,
+            claims=claims_of(args),
         )
     print_tokens(tokens, args.json, out)
     return 0
@@ -208,7 +210,7 @@ def cmd_password(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     secret = password(args)
     ropc_notice(err)
     with client:
-        tokens = client.acquire_by_password(user, secret)
+        tokens = client.acquire_by_password(user, secret, claims=claims_of(args))
     print_tokens(tokens, args.json, out)
     return 0
 
@@ -224,7 +226,7 @@ def cmd_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if args.refresh_token_stdin
             else cached_refresh_token(client, args.account)
         )
-        tokens = client.refresh(token)
+        tokens = client.refresh(token, claims=claims_of(args))
     print_tokens(tokens, args.json, out)
     return 0
 
@@ -239,7 +241,7 @@ def cmd_device_code(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     client = make_client(args)
     check_cache(client)
     with client:
-        tokens = client.acquire_by_device_code(on_code=show, timeout=args.timeout)
+        tokens = client.acquire_by_device_code(on_code=show, timeout=args.timeout, claims=claims_of(args))
     print_tokens(tokens, args.json, out)
     return 0
 
@@ -250,6 +252,6 @@ def cmd_client_credentials(args: argparse.Namespace, out: TextIO, err: TextIO) -
     client = make_client(args, client_secret=secret, client_certificate=certificate)
     check_cache(client)
     with client:
-        tokens = client.acquire_for_client()
+        tokens = client.acquire_for_client(claims=claims_of(args))
     print_tokens(tokens, args.json, out)
     return 0

@@ -45,6 +45,11 @@ _TENANT_ALIAS = "The password grant needs a tenant id, a domain or `organization
 # reports MFA and consent as `invalid_grant` on the v2 password grant.
 AADSTS: Mapping[int, Tuple[Type[OAuthError], str, Optional[str]]] = {
     50126: (InvalidGrant, "invalid username or password", _BAD_PASSWORD),
+    500112: (
+        InvalidGrant,
+        "the redirect URI differs from the one the code was issued for",
+        "Redeem the code with the redirect URI of the authorize request that produced it.",
+    ),
     50034: (InvalidGrant, "user account does not exist in the directory", "Check the username and the tenant."),
     50053: (InvalidGrant, "account locked (too many attempts)", "Wait, then try again or reset the password."),
     50057: (InvalidGrant, "user account is disabled", "Ask an administrator to enable the account."),

@@ -31,10 +31,16 @@ CLOUD_ALIASES: Mapping[str, str] = {
     "public": "https://login.microsoftonline.com",
     "azure": "https://login.microsoftonline.com",
     "usgov": "https://login.microsoftonline.us",
-    "china": "https://login.chinacloudapi.cn",
+    # Microsoft's docs give login.partner.microsoftonline.cn; login.chinacloudapi.cn (deprecated in
+    # MSAL) is still accepted as a host.
+    "china": "https://login.partner.microsoftonline.cn",
+    "gov-fr": "https://login.sovcloud-identity.fr",
+    "gov-de": "https://login.sovcloud-identity.de",
+    "gov-sg": "https://login.sovcloud-identity.sg",
 }
 
-# The hosts instance discovery lists for Entra's clouds (entra-protocol.md §1.5, §1.7).
+# The hosts instance discovery lists for Entra's clouds (entra-protocol.md §1.5, §1.7), and the
+# sovereign clouds MSAL knows (France, Germany, Singapore).
 KNOWN_ENTRA_HOSTS = frozenset(
     {
         "login.microsoftonline.com",
@@ -47,6 +53,9 @@ KNOWN_ENTRA_HOSTS = frozenset(
         "login.chinacloudapi.cn",
         "login.partner.microsoftonline.cn",
         "login.microsoftonline.de",
+        "login.sovcloud-identity.fr",
+        "login.sovcloud-identity.de",
+        "login.sovcloud-identity.sg",
     }
 )
 

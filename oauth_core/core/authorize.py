@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .authority import Authority, is_loopback_host
 from .errors import ConfigError, NonceMismatch, RedirectError, StateMismatch, oauth_error_from_body
-from .grants import TokenFlow, authorization_code_grant, build_token_request, token_flow
+from .grants import TokenFlow, authorization_code_grant, build_token_request, token_flow, with_claims
 from .messages import HttpRequest, Pairs, TokenSet, encode_form
 from .pkce import code_challenge, new_code_verifier, new_nonce, new_state, values_match
 
@@ -74,6 +74,7 @@ class PendingAuthorization:
     code_verifier: str
     url: str
     created_at: float
+    claims: Optional[str] = None  # the claims request sent, sent again with the code
 
     @property
     def authority(self) -> Authority:
@@ -100,8 +101,10 @@ class PendingAuthorization:
             raise ConfigError("the pending authorization request has an unknown format")
         strings = ("authority_host", "tenant", "client_id", "redirect_uri", "state", "nonce", "code_verifier", "url")
         scopes = data.get("scopes")
+        claims = data.get("claims")
         if (
-            set(data) != set(strings) | {"scopes", "created_at"}
+            set(data) - {"claims"} != set(strings) | {"scopes", "created_at"}
+            or not (claims is None or (isinstance(claims, str) and claims))
             or not all(isinstance(data[k], str) and data[k] for k in strings)
             or not isinstance(scopes, list)
             or not all(isinstance(s, str) for s in scopes)
@@ -132,8 +135,10 @@ def build_authorization_request(
     nonce: Optional[str] = None,
     code_verifier: Optional[str] = None,
     now: Optional[float] = None,
+    claims: Optional[str] = None,
 ) -> PendingAuthorization:
-    """Build the authorize URL with fresh state, nonce and PKCE (S256) values.
+    """Build the authorize URL with fresh state, nonce and PKCE (S256) values (and ``claims``, the
+    JSON text of a claims request, when given).
 
     Raises:
         ConfigError: an empty client id, a bad redirect URI or prompt.
@@ -157,7 +162,7 @@ def build_authorization_request(
         ("code_challenge_method", "S256"),
         ("nonce", nonce),
     )
-    optional = (("prompt", prompt), ("login_hint", login_hint), ("domain_hint", domain_hint))
+    optional = (("prompt", prompt), ("login_hint", login_hint), ("domain_hint", domain_hint), ("claims", claims))
     params += tuple((k, v) for k, v in optional if v)
     return PendingAuthorization(
         authority_host=authority.host,
@@ -170,6 +175,7 @@ def build_authorization_request(
         code_verifier=code_verifier,
         url=f"{authority.authorize_endpoint}?{encode_form(params)}",
         created_at=time.time() if now is None else now,
+        claims=claims,
     )
 
 
@@ -277,7 +283,7 @@ def exchange_code_flow(
     request: HttpRequest = build_token_request(
         pending.authority,
         pending.client_id,
-        authorization_code_grant(code, pending.redirect_uri, pending.code_verifier),
+        with_claims(authorization_code_grant(code, pending.redirect_uri, pending.code_verifier), pending.claims),
         scopes=pending.scopes,
         client_secret=client_secret,
         client_assertion=client_assertion,

@@ -17,13 +17,21 @@ and no file touched while a request is on the wire.
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .cache_keys import (
+    APP_ACCOUNT as APP_ACCOUNT,
+    CacheScope as CacheScope,
+    _is_guid,
+    account_of as account_of,
+    scope_key as scope_key,
+    tenant_key as tenant_key,
+    tokens_key as tokens_key,
+)
 from .claims import unverified_claims
 from .errors import CacheError, ConfigError, TokenDecodeError
 from .protocol import TokenSet
@@ -39,16 +47,23 @@ __all__ = [
     "Save",
     "State",
     "account_of",
+    "REFUSAL_MEMORY",
     "account_and_user",
+    "clear_marks",
     "accounts",
     "empty_state",
     "entries",
     "find_access_token",
+    "key_of",
+    "scope_of",
+    "tenant_key",
+    "tokens_key",
     "find_refresh_token",
     "flag",
     "freshness",
     "marks_of",
     "note_attempt",
+    "refusal_of",
     "remove_account",
     "resolve_account",
     "scope_key",
@@ -59,10 +74,9 @@ __all__ = [
 ]
 
 VERSION = 1
-APP_ACCOUNT = "app"  # the account of app-only (client credentials) tokens
+REFUSAL_MEMORY = 60.0  # seconds a refused refresh is not resent (then it is tried again)
 SECTIONS = ("access_tokens", "refresh_tokens", "accounts", "flags")
 START_AFRESH = "delete the file to start afresh: only cached tokens are lost, and signing in again recreates it"
-_OIDC = frozenset({"offline_access", "openid", "profile", "email"})
 
 State = Dict[str, Any]
 
@@ -148,44 +162,6 @@ def validated(state: Any, where: str) -> State:
     return state
 
 
-def scope_key(scopes: Sequence[str]) -> str:
-    """The scope set as a stable key: resource scopes only (OIDC ones never change the token), sorted."""
-    return _scope_key(tuple(scopes))
-
-
-@functools.lru_cache(maxsize=256)  # every lookup, save and lock computes it; a process uses a few scope sets
-def _scope_key(scopes: Tuple[str, ...]) -> str:
-    resource = sorted({s for s in scopes if s.lower() not in _OIDC})
-    return " ".join(resource or sorted(set(scopes)))
-
-
-def account_of(
-    raw: Mapping[str, Any], claims: Optional[Mapping[str, Any]], id_claims: Optional[Mapping[str, Any]]
-) -> str:
-    """The account a token response belongs to: ``uid.utid`` from client_info, else ``oid.tid``.
-
-    App-only tokens (client credentials) belong to the account ``app``.
-    """
-    info = raw.get("client_info")
-    if isinstance(info, str):
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(info + "=" * (-len(info) % 4)))
-            if (
-                isinstance(decoded, dict)
-                and isinstance(decoded.get("uid"), str)
-                and isinstance(decoded.get("utid"), str)
-            ):
-                return f"{decoded['uid']}.{decoded['utid']}"
-        except (ValueError, TypeError):
-            pass
-    for source in (id_claims, claims):
-        if source and isinstance(source.get("oid"), str) and isinstance(source.get("tid"), str):
-            if source.get("idtyp") == "app":
-                return APP_ACCOUNT
-            return f"{source['oid']}.{source['tid']}"
-    return APP_ACCOUNT if claims is not None and "scp" not in claims else "unknown"
-
-
 @dataclass(frozen=True)
 class CacheEntry:
     """A cached access token (no refresh token here: those are kept per account)."""
@@ -200,24 +176,6 @@ class CacheEntry:
 
     def __repr__(self) -> str:
         return f"CacheEntry(account={self.account!r}, scopes={self.scopes!r}, expires_at={self.expires_at!r})"
-
-
-@dataclass(frozen=True)
-class CacheScope:
-    """Which part of the cache one client uses: its authority host, tenant and client id."""
-
-    host: str
-    tenant: str
-    client_id: str
-
-    def at_key(self, account: str, scopes: Sequence[str]) -> str:
-        """The key of the access token of ``account`` for ``scopes`` (also its single-flight lock)."""
-        return "|".join((self.host, self.tenant, self.client_id, account, scope_key(scopes)))
-
-    def account_key(self, account: str) -> str:
-        """The key of an account's record and refresh token."""
-        # Entra refresh tokens are bound to client and account, not to a resource or tenant.
-        return "|".join((self.host, self.client_id, account))
 
 
 def account_and_user(tokens: TokenSet) -> Tuple[str, Optional[str]]:
@@ -246,15 +204,22 @@ def store(
     is :func:`account_and_user` of ``tokens`` when the caller has it already.
     """
     account, username = who or account_and_user(tokens)
-    store_for(state, where, tokens, requested, account)
+    tid = (tokens.claims or {}).get("tid")
+    tenant = tenant_key(where.tenant, tid if isinstance(tid, str) else None)
+    store_for(state, CacheScope(where.host, tenant, where.client_id), tokens, requested, account)
+    clear_marks(state, where, account)  # a refusal never outlives a successful grant, in any key
     account_key = where.account_key(account)
     previous = _record(state, "accounts", account_key)
+    tenants = dict(previous.get("tenants") or {}) if isinstance(previous.get("tenants"), dict) else {}
+    if tenant != where.tenant:
+        tenants[where.tenant.lower()] = tenant  # this spelling (organizations, a domain) means that tenant
     state["accounts"][account_key] = {
         "account": account,
         "username": username or previous.get("username"),
         "host": where.host,
         "client_id": where.client_id,
-        "tenant": where.tenant,
+        "tenant": previous.get("tenant") or where.tenant,
+        **({"tenants": tenants} if tenants else {}),
     }
     return account
 
@@ -321,9 +286,43 @@ def _record(state: State, section: str, key: str) -> Dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def scope_of(state: State, where: CacheScope, account: str) -> CacheScope:
+    """``where`` with the tenant its tokens for ``account`` are kept under (see :func:`tenant_key`)."""
+    if _is_guid(where.tenant):
+        return where
+    known = _record(state, "accounts", where.account_key(account)).get("tenants")
+    tid = known.get(where.tenant.lower()) if isinstance(known, dict) else None
+    tenant = tenant_key(where.tenant, tid if isinstance(tid, str) else None)
+    return where if tenant == where.tenant else CacheScope(where.host, tenant, where.client_id)
+
+
+def key_of(state: State, where: CacheScope, account: str, scopes: Sequence[str]) -> str:
+    """The key of ``account``'s access token for ``scopes`` (also its flags' and single-flight lock's)."""
+    return scope_of(state, where, account).at_key(account, scopes)
+
+
+def _superset(state: State, where: CacheScope, account: str, scopes: Sequence[str]) -> Any:
+    """The longest-lived access token of ``account`` whose scopes include all of ``scopes``, or None."""
+    wanted = set(scope_key(scopes).split(" "))
+    prefix = "|".join((where.host, where.tenant, where.client_id, account)) + "|"
+    best: Any = None
+    for key, record in state["access_tokens"].items():
+        if not key.startswith(prefix) or not isinstance(record, dict):
+            continue
+        held = record.get("scope_key")
+        if isinstance(held, str) and wanted <= set(held.split(" ")):
+            if best is None or (_finite(record.get("expires_at")) or 0) > (_finite(best.get("expires_at")) or 0):
+                best = record
+    return best
+
+
 def find_access_token(state: State, where: CacheScope, account: str, scopes: Sequence[str]) -> Optional[CacheEntry]:
-    """The cached access token of ``account`` for ``scopes``, or None (also for a hand-edited entry)."""
-    record = state["access_tokens"].get(where.at_key(account, scopes))
+    """The cached access token of ``account`` for ``scopes`` (or for a superset of them), or None
+    (also for a hand-edited entry)."""
+    scope = scope_of(state, where, account)
+    record = state["access_tokens"].get(scope.at_key(account, scopes))
+    if record is None:
+        record = _superset(state, scope, account, scopes)
     if not isinstance(record, dict) or not isinstance(record.get("access_token"), str):
         return None
     expires_at, refresh_at = _finite(record.get("expires_at")), _finite(record.get("refresh_at"))
@@ -405,13 +404,39 @@ def note_attempt(state: State, key: str, at: float, refused: Optional[List[int]]
     marks["last_attempt"] = at
     if refused is not None:
         marks["interaction_required"] = refused
+        marks["refused_at"] = at
+
+
+def refusal_of(marks: Mapping[str, Any], now: float) -> Optional[List[int]]:
+    """The error codes of a refusal still remembered at ``now``, or None.
+
+    A refusal is remembered for :data:`REFUSAL_MEMORY` seconds only (as MSAL does not resend an
+    identical refused request for about a minute): after that the refresh is tried again, since
+    a sign-in elsewhere, a password reset or a Conditional Access change may have fixed it.
+    """
+    refused = marks.get("interaction_required")
+    at = marks.get("refused_at", marks.get("last_attempt"))
+    if not refused or not isinstance(at, (int, float)) or now - at >= REFUSAL_MEMORY:
+        return None
+    return list(refused) if isinstance(refused, list) else [0]
+
+
+def _of_account(key: str, where: CacheScope, account: str) -> bool:
+    """True for an access-token (or flags) key of ``account`` of this host and client, in any tenant."""
+    parts = key.split("|")
+    return len(parts) >= 5 and parts[0] == where.host and parts[2] == where.client_id and parts[3] == account
+
+
+def clear_marks(state: State, where: CacheScope, account: str) -> None:
+    """Forget every refusal and attempt mark of ``account``, whatever the tenant or scopes: a grant succeeded."""
+    for key in [k for k in state["flags"] if _of_account(k, where, account)]:
+        del state["flags"][key]
 
 
 def remove_account(state: State, where: CacheScope, account: str) -> None:
-    """Forget an account: its access tokens, flags, refresh token and record."""
-    prefix = "|".join((where.host, where.tenant, where.client_id, account)) + "|"
+    """Forget an account: its access tokens and flags in every tenant, its refresh token and record."""
     for section in ("access_tokens", "flags"):
-        for key in [k for k in state[section] if k.startswith(prefix)]:
+        for key in [k for k in state[section] if _of_account(k, where, account)]:
             del state[section][key]
     state["refresh_tokens"].pop(where.account_key(account), None)
     state["accounts"].pop(where.account_key(account), None)

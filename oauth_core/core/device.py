@@ -91,9 +91,10 @@ DeviceFlow = Generator[Union[HttpRequest, Wait], HttpResponse, TokenSet]
 
 
 def build_device_code_request(
-    authority: Authority, client_id: str, scopes: Sequence[str], headers: Pairs = ()
+    authority: Authority, client_id: str, scopes: Sequence[str], headers: Pairs = (), claims: Optional[str] = None
 ) -> HttpRequest:
-    """The device authorization request: a form POST of ``client_id`` and ``scope`` (no credential).
+    """The device authorization request: a form POST of ``client_id`` and ``scope`` (no credential),
+    and ``claims`` when a claims request goes with it.
 
     Raises:
         ConfigError: an empty client id or no scopes.
@@ -104,7 +105,7 @@ def build_device_code_request(
         method="POST",
         url=authority.device_code_endpoint,
         headers=(("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json"), *headers),
-        form=(("client_id", client_id), ("scope", " ".join(scopes))),
+        form=(("client_id", client_id), ("scope", " ".join(scopes)), *((("claims", claims),) if claims else ())),
     )
 
 

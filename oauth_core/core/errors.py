@@ -260,6 +260,7 @@ class OAuthError(OAuthCoreError):
             "correlation_id": self.correlation_id,
             "trace_id": self.trace_id,
             "status": self.status,
+            "claims": self.claims,  # a claims challenge: pass it back as claims=
         }
 
 

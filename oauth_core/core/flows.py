@@ -19,15 +19,15 @@ wire: a refresh holds only its own entry's lock, and readers never wait on that.
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterable, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Generator, Iterable, Optional, Tuple, Union
 
 from .authority import Authority
 from .authorize import PendingAuthorization, build_authorization_request, exchange_code_flow, parse_redirect
 from .cache_rules import (
     APP_ACCOUNT,
+    REFUSAL_MEMORY,
     CacheEntry,
     CacheScope,
     Check,
@@ -39,29 +39,38 @@ from .cache_rules import (
     find_access_token,
     find_refresh_token,
     freshness,
+    key_of,
     marks_of,
-    note_attempt,
+    refusal_of,
     resolve_account,
     store,
     store_for,
+    tenant_key,
     token_set_of,
+    tokens_key,
 )
 from .device import DeviceCode, build_device_code_request, device_code_flow, device_code_grant
 from .effects import CachedFlow, Effect, Step, StepFlow, advance, request_headers, start
 from .errors import ConfigError, InteractionRequired, InvalidGrant, OAuthCoreError, TokensNotSaved
+from .grants import check_client_credentials
 from .protocol import (
+    Claims,
     HttpRequest,
     HttpResponse,
     Pairs,
     TokenSet,
     build_token_request,
+    claims_parameter,
     client_credentials_grant,
     normalize_scopes,
     on_behalf_of_grant,
     password_grant,
     refresh_token_grant,
     token_flow,
+    with_claims,
 )
+from .silent import anchor_mailbox, interaction_required, noted, on_behalf_of_account
+from .wstrust import federated_password_flow
 
 if TYPE_CHECKING:
     from .assertion import ClientCertificate
@@ -102,6 +111,10 @@ class ClientBase:
     retry policy, the cache and the HTTP client, which are theirs.
     """
 
+    # Look the user's realm up before a password grant (a federated user then signs in through
+    # WS-Trust); ``user_realm_discovery=False`` sends the password grant at once, one request less.
+    user_realm_discovery = True
+
     def __init__(
         self,
         client_id: str,
@@ -112,6 +125,8 @@ class ClientBase:
         client_secret: Optional[str] = None,
         client_certificate: Optional[ClientCertificate] = None,
         client_assertion: Optional[AssertionSource] = None,
+        client_capabilities: Iterable[str] = (),
+        user_realm_discovery: Optional[bool] = None,
         timeout: float = 30.0,
         offline_access: bool = True,
         clock: Callable[[], float] = time.time,
@@ -132,7 +147,12 @@ class ClientBase:
         self._client_secret = client_secret
         self._client_certificate = client_certificate
         self._assertion_source = client_assertion
-        self._where = CacheScope(self.authority.host, self.authority.tenant, self.client_id)
+        self.client_capabilities = tuple(client_capabilities)
+        if user_realm_discovery is not None:
+            self.user_realm_discovery = user_realm_discovery
+        if any(not isinstance(c, str) or not c.strip() or "," in c for c in self.client_capabilities):
+            raise ConfigError("client capabilities are short names such as cp1")
+        self._where = CacheScope(self.authority.host, tenant_key(self.authority.tenant), self.client_id)
 
     def __repr__(self) -> str:
         secret = "<redacted>" if self._client_secret else None
@@ -153,8 +173,13 @@ class ClientBase:
         login_hint: Optional[str] = None,
         domain_hint: Optional[str] = None,
         state: Optional[str] = None,
+        claims: Claims = None,
     ) -> PendingAuthorization:
-        """Start the authorization code flow: a pending request whose ``url`` goes to the browser."""
+        """Start the authorization code flow: a pending request whose ``url`` goes to the browser.
+
+        ``claims`` (a claims challenge's JSON) goes in the URL and again with the code, merged with
+        the client's capabilities.
+        """
         return build_authorization_request(
             self.authority,
             self.client_id,
@@ -165,6 +190,7 @@ class ClientBase:
             domain_hint=domain_hint,
             state=state,
             now=self.clock(),
+            claims=self.claims_request(claims),
         )
 
     @property
@@ -177,18 +203,28 @@ class ClientBase:
         base = self.scopes if scopes is None else normalize_scopes(scopes)
         return normalize_scopes(base, offline_access=self.offline_access)
 
-    def token_request(self, grant: Pairs, scopes: Tuple[str, ...]) -> HttpRequest:
+    def claims_request(self, claims: Claims = None) -> Optional[str]:
+        """The ``claims`` parameter for ``claims`` merged with this client's capabilities (None: none)."""
+        return claims_parameter(claims, self.client_capabilities)
+
+    def token_request(
+        self, grant: Pairs, scopes: Tuple[str, ...], *, headers: Optional[Pairs] = None, account: Optional[str] = None
+    ) -> HttpRequest:
         """The token request for ``grant`` (from :mod:`oauth_core.core.protocol`), with this client's credential.
 
-        Each call makes a new ``client-request-id`` (and, for a certificate, a new assertion).
+        ``headers`` are the call's (:func:`request_headers`: a new ``client-request-id`` when not
+        given); ``account`` (``uid.utid``) adds the ``X-AnchorMailbox`` routing hint MSAL sends on
+        silent requests. Each call makes a new assertion for a certificate or federated credential.
         """
+        call_headers = request_headers() if headers is None else headers
+        anchor = anchor_mailbox(account)
         return build_token_request(
             self.authority,
             self.client_id,
             grant,
             scopes=scopes,
             client_secret=self._client_secret,
-            headers=request_headers(),
+            headers=call_headers if anchor is None else (*call_headers, anchor),
             client_assertion=self._client_assertion(),
         )
 
@@ -233,26 +269,44 @@ class ClientBase:
         """
         if account is None:
             who = account_and_user(tokens)
-            account = who[0]
+            key = tokens_key(self._where, tokens, who[0], scopes)
             save = functools.partial(_store_in, where=self._where, tokens=tokens, requested=scopes, who=who)
         else:
+            key = self._where.at_key(account, scopes or tokens.scopes)
             save = functools.partial(store_for, where=self._where, tokens=tokens, requested=scopes, account=account)
         try:
             if lock:
-                yield Lock(self._where.at_key(account, scopes or tokens.scopes))
+                yield Lock(key)
             yield Save(save)
         except ConfigError as exc:  # CacheError included
             raise TokensNotSaved(tokens, exc) from None
         return tokens
 
-    def _grant_flow(self, grant: Pairs, scopes: Tuple[str, ...]) -> CachedFlow:
-        return self._stored(token_flow(self.token_request(grant, scopes), clock=self.clock), scopes)
+    def _grant_flow(self, grant: Pairs, scopes: Tuple[str, ...], claims: Claims = None) -> CachedFlow:
+        request = self.token_request(with_claims(grant, self.claims_request(claims)), scopes)
+        return self._stored(token_flow(request, clock=self.clock), scopes)
 
-    def _password_flow(self, username: str, password: str, scopes: Scopes) -> CachedFlow:
-        return self._grant_flow(password_grant(username, password), self.user_scopes(scopes))
+    def _password_flow(self, username: str, password: str, scopes: Scopes, claims: Claims = None) -> CachedFlow:
+        """The password grant after a user realm lookup: a federated user signs in through the
+        federation's WS-Trust endpoint and a SAML bearer grant, as MSAL does."""
+        if not self.user_realm_discovery:
+            return self._grant_flow(password_grant(username, password), self.user_scopes(scopes), claims)
+        wanted, asked = self.user_scopes(scopes), self.claims_request(claims)
+        call = request_headers()
+        flow = federated_password_flow(
+            self.authority,
+            self.client_id,
+            username,
+            password,
+            wanted,
+            clock=self.clock,
+            headers=call,
+            token_request=lambda grant: self.token_request(with_claims(grant, asked), wanted, headers=call),
+        )
+        return self._stored(flow, wanted)
 
-    def _refresh_flow(self, refresh_token: str, scopes: Scopes) -> CachedFlow:
-        return self._grant_flow(refresh_token_grant(refresh_token), self.user_scopes(scopes))
+    def _refresh_flow(self, refresh_token: str, scopes: Scopes, claims: Claims = None) -> CachedFlow:
+        return self._grant_flow(refresh_token_grant(refresh_token), self.user_scopes(scopes), claims)
 
     def _exchange_flow(
         self, request: PendingAuthorization, redirect_url: Optional[str], code: Optional[str]
@@ -275,20 +329,22 @@ class ClientBase:
         return self._stored(flow, request.scopes)
 
     def _device_code_flow(
-        self, scopes: Scopes, on_code: Callable[[DeviceCode], None], timeout: Optional[float]
+        self, scopes: Scopes, on_code: Callable[[DeviceCode], None], timeout: Optional[float], claims: Claims = None
     ) -> CachedFlow:
         wanted = self.user_scopes(scopes)
-        begin = build_device_code_request(self.authority, self.client_id, wanted, request_headers())
+        call = request_headers()  # one client-request-id for the whole flow, every poll included
+        asked = self.claims_request(claims)
+        begin = build_device_code_request(self.authority, self.client_id, wanted, call, asked)
 
         def poll(code: DeviceCode) -> HttpRequest:
-            return self.token_request(device_code_grant(code.device_code), wanted)
+            return self.token_request(with_claims(device_code_grant(code.device_code), asked), wanted, headers=call)
 
         flow = device_code_flow(begin, poll, on_code=on_code, clock=self.clock, timeout=timeout)
         return self._stored(flow, wanted)
 
-    def _client_credentials_flow(self, scopes: Scopes) -> CachedFlow:
+    def _client_credentials_flow(self, scopes: Scopes, claims: Claims = None) -> CachedFlow:
         """The client credentials grant; checks scope, tenant and credential before anything is sent."""
-        return self._grant_flow(client_credentials_grant(), self.client_credentials_scopes(scopes))
+        return self._grant_flow(client_credentials_grant(), self.client_credentials_scopes(scopes), claims)
 
     def client_credentials_scopes(self, scopes: Scopes = None) -> Tuple[str, ...]:
         """The scopes a client credentials grant would ask for, after checking scope, tenant and credential.
@@ -297,22 +353,12 @@ class ClientBase:
             ConfigError: not one ``<resource>/.default`` scope, a tenant alias, or no secret/certificate.
         """
         wanted = normalize_scopes(self.scopes if scopes is None else scopes)
-        if len(wanted) != 1 or not wanted[0].endswith("/.default") or wanted[0] == "/.default":
-            raise ConfigError(
-                "client credentials take exactly one scope of the form <resource>/.default "
-                f"(e.g. {normalize_scopes(None)[0]}); the app's permissions are granted by an admin, not by scope"
-            )
-        if self.authority.tenant.lower() in ("organizations", "common", "consumers"):
-            raise ConfigError(
-                f"client credentials need the service principal's tenant (id or domain), not "
-                f"'{self.authority.tenant}': pass tenant= (the tenant id or domain)"
-            )
-        if not self._is_confidential:
-            raise ConfigError("client credentials need a client_secret or a client_certificate")
+        check_client_credentials(wanted, self.authority.tenant, confidential=self._is_confidential)
         return wanted
 
-    def _on_behalf_of_flow(self, user_assertion: str, scopes: Scopes) -> CachedFlow:
-        """The on-behalf-of grant, served from the cache while fresh; cached under the assertion's hash."""
+    def _on_behalf_of_flow(self, user_assertion: str, scopes: Scopes, claims: Claims = None) -> CachedFlow:
+        """The on-behalf-of grant, served from the cache while fresh (unless ``claims`` asks for more);
+        cached under the assertion's hash."""
         if not self._is_confidential:
             raise ConfigError("on-behalf-of needs a confidential client: a client secret, certificate or assertion")
         if not isinstance(user_assertion, str) or not user_assertion.strip():
@@ -323,12 +369,13 @@ class ClientBase:
         key = self._where.at_key(account, wanted)
         for locked in (False, True):
             entry = find_access_token((yield Load()), self._where, account, wanted)
-            if entry is not None and freshness(entry, self.clock(), min_validity=REFRESH_WINDOW) == "fresh":
-                return token_set_of(entry)
+            fresh = entry is not None and freshness(entry, self.clock(), min_validity=REFRESH_WINDOW) == "fresh"
+            if fresh and claims is None:
+                return token_set_of(entry)  # type: ignore[arg-type]
             if not locked:
                 yield Lock(key)  # one exchange per assertion and scopes at a time
                 yield Check()
-        grant = on_behalf_of_grant(assertion)
+        grant = with_claims(on_behalf_of_grant(assertion), self.claims_request(claims))
         tokens: TokenSet = yield from token_flow(self.token_request(grant, wanted), clock=self.clock)
         return (yield from self._saved(tokens, wanted, lock=False, account=account))
 
@@ -350,37 +397,44 @@ class ClientBase:
             return None
         return token_set_of(entry)
 
-    def _silent_flow(self, scopes: Tuple[str, ...], min_validity: float, account: Optional[str]) -> CachedFlow:
+    def _silent_flow(
+        self, scopes: Tuple[str, ...], min_validity: float, account: Optional[str], claims: Claims = None
+    ) -> CachedFlow:
         """Serve, or refresh, the cached token for ``scopes``.
 
         Only a refresh takes a lock, its entry's own, and then re-reads the cache: a refresh
-        another thread or process just made is used instead of a second one.
+        another thread or process just made is used instead of a second one. ``claims`` (a claims
+        challenge) always asks anew, with them: the cached token is what the resource refused.
         """
         if account == APP_ACCOUNT and not self._is_confidential:
             raise ConfigError("app-only tokens need a client_secret or a client_certificate")
         state: State = yield Load()
         resolved = self._signed_in(state, account)
-        plan = self._refresh_plan(state, resolved, scopes, min_validity)
+        forced = claims is not None
+        plan = self._refresh_plan(state, resolved, scopes, min_validity, forced)
         if isinstance(plan, CacheEntry):
             return token_set_of(plan)
-        key = self._where.at_key(resolved, scopes)
+        key = key_of(state, self._where, resolved, scopes)
         yield Lock(key)
         yield Check()  # before the refresh token is spent
         state = yield Load()
-        plan = self._refresh_plan(state, self._signed_in(state, account), scopes, min_validity)
+        resolved_now = self._signed_in(state, account)
+        plan = self._refresh_plan(state, resolved_now, scopes, min_validity, forced)
         if isinstance(plan, CacheEntry):
             return token_set_of(plan)
         attempted_at = self.clock()
         try:
-            tokens: TokenSet = yield from token_flow(self.token_request(plan.grant, plan.scopes), clock=self.clock)
+            grant = with_claims(plan.grant, self.claims_request(claims))
+            request = self.token_request(grant, plan.scopes, account=resolved_now)
+            tokens: TokenSet = yield from token_flow(request, clock=self.clock)
         except (InvalidGrant, InteractionRequired) as exc:
             # Keep the refresh token (the refusal may hold for these scopes only); remember it.
-            yield from _noted(key, attempted_at, list(exc.error_codes) or [0])
+            yield from noted(key, attempted_at, list(exc.error_codes) or [0])
             if plan.fallback is not None:
                 return token_set_of(plan.fallback)
-            raise _interaction_required(exc) from exc
+            raise interaction_required(exc) from exc
         except OAuthCoreError:
-            yield from _noted(key, attempted_at, None)
+            yield from noted(key, attempted_at, None)
             if plan.fallback is not None:
                 return token_set_of(plan.fallback)
             raise
@@ -396,31 +450,32 @@ class ClientBase:
         return resolved
 
     def _refresh_plan(
-        self, state: State, account: str, scopes: Tuple[str, ...], min_validity: float
+        self, state: State, account: str, scopes: Tuple[str, ...], min_validity: float, forced: bool = False
     ) -> Union[CacheEntry, _Refresh]:
-        """The entry to serve as it is, or the refresh to make (get_token's rules).
+        """The entry to serve as it is, or the refresh to make (get_token's rules); ``forced`` (a
+        claims request) always refreshes, without fallback, whatever was refused before.
 
         Raises:
             InteractionRequired: no usable token, and no refresh worth trying.
         """
         entry = find_access_token(state, self._where, account, scopes)
         now = self.clock()
-        mode = "hard" if entry is None else freshness(entry, now, min_validity=min_validity)
+        mode = "hard" if entry is None or forced else freshness(entry, now, min_validity=min_validity)
         if entry is not None and mode == "fresh":
             return entry
-        marks = marks_of(state, self._where.at_key(account, scopes))
+        marks = marks_of(state, key_of(state, self._where, account, scopes))
+        refused = None if forced else refusal_of(marks, now)
         fallback = entry if mode == "soft" else None
         if fallback is not None:
             last = marks.get("last_attempt")
-            if marks.get("interaction_required") or (
-                isinstance(last, (int, float)) and now - last < RETRY_SOFT_REFRESH_AFTER
-            ):
+            if refused or (isinstance(last, (int, float)) and now - last < RETRY_SOFT_REFRESH_AFTER):
                 return fallback
-        if marks.get("interaction_required"):
+        if refused:
             raise InteractionRequired(
                 "interaction_required",
-                "A previous refresh for these scopes was refused: sign in again.",
-                error_codes=marks["interaction_required"],
+                f"A refresh for these scopes was refused less than {REFUSAL_MEMORY:g} s ago: sign in again, "
+                "or retry after that.",
+                error_codes=refused,
             )
         if account == APP_ACCOUNT and self._is_confidential:
             # An app-only token is renewed by asking again: client credentials have no refresh token.
@@ -433,37 +488,7 @@ class ClientBase:
         return _Refresh(refresh_token_grant(refresh_token), self.user_scopes(scopes), fallback)
 
 
-def on_behalf_of_account(user_assertion: str) -> str:
-    """The cache key part of an on-behalf-of token: a hash of the caller's assertion, never the assertion.
-
-    Keying by the assertion (not by the user it names) means a forged token claiming someone
-    else's identity can never be served that person's cached token.
-    """
-    return "obo:" + hashlib.sha256(user_assertion.encode("utf-8")).hexdigest()
-
-
 def _store_in(
     state: State, *, where: CacheScope, tokens: TokenSet, requested: Tuple[str, ...], who: Tuple[str, Optional[str]]
 ) -> str:
     return store(state, where, tokens, requested, who)
-
-
-def _noted(key: str, at: float, refused: Optional[list[int]]) -> Generator[Effect, Any, None]:
-    """Record a failed refresh; best effort: a cache that cannot take it costs one more attempt later."""
-    try:
-        yield Save(functools.partial(note_attempt, key=key, at=at, refused=refused))
-    except ConfigError:
-        pass
-
-
-def _interaction_required(exc: Union[InvalidGrant, InteractionRequired]) -> InteractionRequired:
-    return InteractionRequired(
-        exc.error,
-        exc.error_description,
-        error_codes=exc.error_codes,
-        suberror=exc.suberror,
-        trace_id=exc.trace_id,
-        correlation_id=exc.correlation_id,
-        claims=exc.claims,
-        status=exc.status,
-    )

@@ -9,24 +9,30 @@ token endpoint). Pure: no I/O here.
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Callable, Generator, Optional, Sequence
+from typing import Any, Callable, Dict, Generator, Mapping, Optional, Sequence, Union
 
 from .authority import Authority
 from .errors import ConfigError
 from .messages import HttpRequest, HttpResponse, Pairs, TokenSet, parse_token_response
+from .scopes import DEFAULT_SCOPES
 
 __all__ = [
     "CLIENT_ASSERTION_TYPE",
     "JWT_BEARER_GRANT",
+    "Claims",
     "TokenFlow",
     "authorization_code_grant",
     "build_token_request",
+    "check_client_credentials",
+    "claims_parameter",
     "client_credentials_grant",
     "on_behalf_of_grant",
     "password_grant",
     "refresh_token_grant",
     "token_flow",
+    "with_claims",
 ]
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -63,6 +69,63 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 def on_behalf_of_grant(user_assertion: str) -> Pairs:
     """The on-behalf-of grant: a middle-tier API trades its caller's access token for one of its own."""
     return (("grant_type", JWT_BEARER_GRANT), ("assertion", user_assertion), ("requested_token_use", "on_behalf_of"))
+
+
+Claims = Union[None, str, Mapping[str, Any]]  # a claims request: Entra's JSON text, or the parsed object
+
+
+def claims_parameter(claims: Claims, capabilities: Sequence[str] = ()) -> Optional[str]:
+    """The ``claims`` request parameter: a claims request merged with the client's capabilities.
+
+    ``claims`` is what a resource or Entra sent in a challenge (JSON text or its object); each
+    capability (``cp1``: "I can answer CAE challenges") goes to ``access_token.xms_cc.values``,
+    as MSAL sends them. None when there is nothing to ask for.
+
+    Raises:
+        ConfigError: ``claims`` is not a JSON object (or its ``access_token`` part is not one).
+    """
+    if isinstance(claims, str):
+        try:
+            parsed: Any = json.loads(claims)
+        except (ValueError, RecursionError):
+            raise ConfigError("claims must be a JSON object, as Entra sends it in a claims challenge") from None
+    else:
+        parsed = dict(claims) if claims is not None else {}
+    if not isinstance(parsed, dict):
+        raise ConfigError("claims must be a JSON object, as Entra sends it in a claims challenge")
+    if capabilities:
+        access = parsed.get("access_token", {})
+        if not isinstance(access, dict):
+            raise ConfigError("the claims' access_token part must be a JSON object")
+        merged: Dict[str, Any] = dict(access)
+        merged["xms_cc"] = {"values": list(capabilities)}
+        parsed = {**parsed, "access_token": merged}
+    return json.dumps(parsed, separators=(",", ":")) if parsed else None
+
+
+def with_claims(grant: Pairs, claims: Optional[str]) -> Pairs:
+    """``grant`` with the ``claims`` parameter (from :func:`claims_parameter`) when there is one."""
+    return grant if claims is None else (*grant, ("claims", claims))
+
+
+def check_client_credentials(scopes: Sequence[str], tenant: str, *, confidential: bool) -> None:
+    """Refuse, before anything is sent, a client credentials grant Entra would refuse.
+
+    Raises:
+        ConfigError: not one ``<resource>/.default`` scope, a tenant alias, or no client credential.
+    """
+    if len(scopes) != 1 or not scopes[0].endswith("/.default") or scopes[0] == "/.default":
+        raise ConfigError(
+            "client credentials take exactly one scope of the form <resource>/.default "
+            f"(e.g. {DEFAULT_SCOPES[0]}); the app's permissions are granted by an admin, not by scope"
+        )
+    if tenant.lower() in ("organizations", "common", "consumers"):
+        raise ConfigError(
+            f"client credentials need the service principal's tenant (id or domain), not "
+            f"'{tenant}': pass tenant= (the tenant id or domain)"
+        )
+    if not confidential:
+        raise ConfigError("client credentials need a client_secret or a client_certificate")
 
 
 def _require_values(pairs: Pairs) -> None:

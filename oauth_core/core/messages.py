@@ -52,10 +52,14 @@ def encode_form(pairs: Iterable[Tuple[str, str]]) -> str:
 
 @dataclass(frozen=True)
 class HttpRequest:
-    """An HTTP request to send: method, URL, headers and (for POSTs) form fields.
+    """An HTTP request to send: method, URL, headers and (for POSTs) form fields or a raw body.
 
     ``single_use`` marks requests that redeem a one-time grant (an authorization code), whose
-    retry after a lost response cannot succeed.
+    retry after a lost response cannot succeed. ``once`` marks requests sent exactly once, whose
+    every answer (a 5xx included) goes back to the flow: a password sent to a federation server,
+    where each retry would count toward the account's lockout. ``content`` is a body that is not
+    a form (a SOAP envelope, which may hold a password): when set it is the body, and ``repr``
+    shows only its length. A request carries a form or content, not both.
     """
 
     method: str
@@ -63,12 +67,18 @@ class HttpRequest:
     headers: Pairs = ()
     form: Pairs = ()
     single_use: bool = False
+    content: bytes = b""
+    once: bool = False
 
     @property
     def body(self) -> bytes:
+        if self.content:
+            return self.content
         return encode_form(self.form).encode("ascii") if self.form else b""
 
     def __repr__(self) -> str:
+        if self.content:
+            return f"HttpRequest({self.method} {self.url} [{len(self.content)} bytes])"
         fields = ", ".join(f"{k}={'<redacted>' if k in SECRET_FIELDS else v!r}" for k, v in self.form)
         return f"HttpRequest({self.method} {self.url} [{fields}])"
 

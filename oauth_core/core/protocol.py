@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from .grants import (
     CLIENT_ASSERTION_TYPE as CLIENT_ASSERTION_TYPE,
+    Claims as Claims,
     TokenFlow as TokenFlow,
     authorization_code_grant as authorization_code_grant,
     build_token_request as build_token_request,
+    claims_parameter as claims_parameter,
     client_credentials_grant as client_credentials_grant,
     on_behalf_of_grant as on_behalf_of_grant,
     password_grant as password_grant,
     refresh_token_grant as refresh_token_grant,
     token_flow as token_flow,
+    with_claims as with_claims,
 )
 from .messages import (
     HttpRequest as HttpRequest,

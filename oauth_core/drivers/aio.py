@@ -26,7 +26,7 @@ from ..core.effects import Effect, StepFlow, T, advance, start
 from ..core.errors import OAuthCoreError
 from ..core.flows import Scopes
 from ..core.identity import ReadArcKey
-from ..core.protocol import HttpRequest, TokenSet, normalize_scopes
+from ..core.protocol import Claims, HttpRequest, TokenSet, normalize_scopes
 from .common import ClientDriver, Engine
 from .files import read_arc_key
 from .proxies import LoopbackBypass
@@ -82,7 +82,10 @@ class AsyncEngine(Engine[httpx.AsyncClient]):
         """Do one effect; its outcome, or the library error it failed with (thrown into the flow)."""
         try:
             if isinstance(step, HttpRequest):
-                return (await send_with_retry(self._http, step, self.retry)).response
+                with self.cache.throttle.watch(
+                    step, self._clock()
+                ) as watch:  # refused unsent inside a throttling window
+                    return watch.seen((await send_with_retry(self._http, step, self.retry)).response)
             if isinstance(step, Wait):
                 await (self.retry.async_sleep or asyncio.sleep)(step.seconds)
                 return None
@@ -163,6 +166,7 @@ class AsyncEntraClient(ClientDriver[httpx.AsyncClient], AsyncEngine):
         open_browser: bool = True,
         on_url: Optional[Callable[[str], None]] = None,
         listen_address: str = "127.0.0.1",
+        claims: Claims = None,
     ) -> TokenSet:
         """Sign in through the system browser and a loopback listener (which waits in a worker thread).
 
@@ -175,7 +179,13 @@ class AsyncEntraClient(ClientDriver[httpx.AsyncClient], AsyncEngine):
         """
         from .loopback import signing_in
 
-        hints = {"scopes": scopes, "prompt": prompt, "login_hint": login_hint, "domain_hint": domain_hint}
+        hints = {
+            "scopes": scopes,
+            "prompt": prompt,
+            "login_hint": login_hint,
+            "domain_hint": domain_hint,
+            "claims": claims,
+        }
         with signing_in(self, redirect_uri, listen_address=listen_address, on_url=on_url, **hints) as (
             listener,
             pending,
@@ -189,13 +199,17 @@ class AsyncEntraClient(ClientDriver[httpx.AsyncClient], AsyncEngine):
                 raise
         return await self.exchange_code(pending, "?" + query)
 
-    async def acquire_by_password(self, username: str, password: str, *, scopes: Scopes = None) -> TokenSet:
-        """The resource owner password grant (ROPC). Fails for MFA, federated and personal accounts."""
-        return await self._drive(self._password_flow(username, password, scopes))
+    async def acquire_by_password(
+        self, username: str, password: str, *, scopes: Scopes = None, claims: Claims = None
+    ) -> TokenSet:
+        """The resource owner password grant (ROPC), after a user realm lookup: a federated user signs
+        in through the federation's WS-Trust endpoint and a SAML bearer grant. Fails for MFA and
+        personal accounts."""
+        return await self._drive(self._password_flow(username, password, scopes, claims))
 
-    async def refresh(self, refresh_token: str, *, scopes: Scopes = None) -> TokenSet:
+    async def refresh(self, refresh_token: str, *, scopes: Scopes = None, claims: Claims = None) -> TokenSet:
         """Redeem a refresh token; the rotated one Entra returns is cached before this returns."""
-        return await self._drive(self._refresh_flow(refresh_token, scopes))
+        return await self._drive(self._refresh_flow(refresh_token, scopes, claims))
 
     async def acquire_by_device_code(
         self,
@@ -203,6 +217,7 @@ class AsyncEntraClient(ClientDriver[httpx.AsyncClient], AsyncEngine):
         scopes: Scopes = None,
         on_code: Callable[[DeviceCode], None] = print_message,
         timeout: Optional[float] = None,
+        claims: Claims = None,
     ) -> TokenSet:
         """The device code flow (RFC 8628); cancelling the task stops the polling at once.
 
@@ -214,9 +229,9 @@ class AsyncEntraClient(ClientDriver[httpx.AsyncClient], AsyncEngine):
             InteractionTimeout: nobody finished signing in before the timeout or the code's expiry.
             AuthorizationDeclined / ExpiredToken / BadVerificationCode: the sign-in ended otherwise.
         """
-        return await self._drive(self._device_code_flow(scopes, on_code, timeout))
+        return await self._drive(self._device_code_flow(scopes, on_code, timeout, claims))
 
-    async def acquire_for_client(self, *, scopes: Scopes = None) -> TokenSet:
+    async def acquire_for_client(self, *, scopes: Scopes = None, claims: Claims = None) -> TokenSet:
         """The client credentials grant: an app-only token for a service principal (cached as ``app``).
 
         Raises:
@@ -224,9 +239,11 @@ class AsyncEntraClient(ClientDriver[httpx.AsyncClient], AsyncEngine):
                 tenant alias (organizations/common/consumers): nothing is sent.
             InvalidClient: Entra refused the secret or assertion.
         """
-        return await self._drive(self._client_credentials_flow(scopes))
+        return await self._drive(self._client_credentials_flow(scopes, claims))
 
-    async def acquire_on_behalf_of(self, user_assertion: str, *, scopes: Scopes = None) -> TokenSet:
+    async def acquire_on_behalf_of(
+        self, user_assertion: str, *, scopes: Scopes = None, claims: Claims = None
+    ) -> TokenSet:
         """The on-behalf-of grant, as :meth:`EntraClient.acquire_on_behalf_of
         <oauth_core.drivers.sync.EntraClient.acquire_on_behalf_of>` (cached under the assertion's hash).
 
@@ -234,10 +251,15 @@ class AsyncEntraClient(ClientDriver[httpx.AsyncClient], AsyncEngine):
             ConfigError: no client credential, or an empty assertion: nothing is sent.
             InvalidGrant / InteractionRequired: Entra refused the assertion.
         """
-        return await self._drive(self._on_behalf_of_flow(user_assertion, scopes))
+        return await self._drive(self._on_behalf_of_flow(user_assertion, scopes, claims))
 
     async def get_token(
-        self, *, scopes: Scopes = None, min_validity: float = 300.0, account: Optional[str] = None
+        self,
+        *,
+        scopes: Scopes = None,
+        min_validity: float = 300.0,
+        account: Optional[str] = None,
+        claims: Claims = None,
     ) -> TokenSet:
         """A cached access token with at least ``min_validity`` seconds left, refreshed silently if needed.
 
@@ -254,7 +276,8 @@ class AsyncEntraClient(ClientDriver[httpx.AsyncClient], AsyncEngine):
         """
         wanted = normalize_scopes(scopes) if scopes is not None else self.scopes
         # The fast path reads inline even from a file: one small read, cheaper than a thread hop.
-        cached = self._fresh_from_cache(self.cache.snapshot(), wanted, min_validity, account)
-        if cached is not None:
-            return cached
-        return await self._drive(self._silent_flow(wanted, min_validity, account))
+        if claims is None:
+            cached = self._fresh_from_cache(self.cache.snapshot(), wanted, min_validity, account)
+            if cached is not None:
+                return cached
+        return await self._drive(self._silent_flow(wanted, min_validity, account, claims))

@@ -44,6 +44,11 @@ class Engine(Generic[HttpT]):
         """The driver's own HTTP client, made when the caller passed none."""
         raise NotImplementedError
 
+    def _clock(self) -> Callable[[], float]:
+        """The client's clock (epoch seconds), for what the engine times: throttling windows."""
+        clock: Callable[[], float] = getattr(self, "clock", time.time)
+        return clock
+
 
 class ClientDriver(ClientBase, Engine[HttpT]):
     """A Microsoft Entra ID token client for one application (client id) and authority.
@@ -60,6 +65,12 @@ class ClientDriver(ClientBase, Engine[HttpT]):
         client_assertion: a signed assertion (a JWT string), or a callable returning a fresh one for
             each token request: a federated credential (Kubernetes service account token, GitHub
             Actions OIDC token, a managed identity's token) instead of a secret.
+        client_capabilities: what the client can do, sent with every token and authorize request as
+            ``claims`` (``["cp1"]``: it answers claims challenges, so Entra may issue long-lived
+            CAE tokens that a resource can revoke at once).
+        user_realm_discovery: look the user's realm up before a password grant, so that a
+            federated user signs in through the federation's WS-Trust endpoint (the default);
+            False sends the password grant at once.
         http_client: an ``httpx.Client`` (``httpx.AsyncClient`` for the async client) to use instead
             of the client's own (its proxy settings are its own, and the call deadline is then
             checked between reads only).
@@ -87,6 +98,8 @@ class ClientDriver(ClientBase, Engine[HttpT]):
         client_secret: Optional[str] = None,
         client_certificate: Optional[ClientCertificate] = None,
         client_assertion: Optional[AssertionSource] = None,
+        client_capabilities: Iterable[str] = (),
+        user_realm_discovery: Optional[bool] = None,
         http_client: Optional[HttpT] = None,
         retry: Optional[RetryPolicy] = None,
         timeout: float = 30.0,
@@ -103,6 +116,8 @@ class ClientDriver(ClientBase, Engine[HttpT]):
             client_secret=client_secret,
             client_certificate=client_certificate,
             client_assertion=client_assertion,
+            client_capabilities=client_capabilities,
+            user_realm_discovery=user_realm_discovery,
             timeout=timeout,
             offline_access=offline_access,
             clock=clock,

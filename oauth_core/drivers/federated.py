@@ -21,7 +21,7 @@ from ..core.ci_tokens import FEDERATION_AUDIENCE, github_actions_request, parse_
 from ..core.claims import unverified_claims
 from ..core.errors import ConfigError, TokenDecodeError
 from ..core.flows import APP_ACCOUNT, Scopes
-from ..core.protocol import TokenSet
+from ..core.protocol import Claims, TokenSet
 from .retry import RetryPolicy
 from .stores import TokenCache
 from .sync import EntraClient
@@ -206,7 +206,12 @@ class WorkloadIdentity(EntraClient):
         )
 
     def get_token(
-        self, *, scopes: Scopes = None, min_validity: float = 300.0, account: Optional[str] = APP_ACCOUNT
+        self,
+        *,
+        scopes: Scopes = None,
+        min_validity: float = 300.0,
+        account: Optional[str] = APP_ACCOUNT,
+        claims: Claims = None,
     ) -> TokenSet:
         """An app-only token for ``scopes`` (one ``<resource>/.default``), cached and renewed."""
-        return super().get_token(scopes=scopes, min_validity=min_validity, account=account)
+        return super().get_token(scopes=scopes, min_validity=min_validity, account=account, claims=claims)

@@ -6,7 +6,9 @@ Entra's loop detection (AADSTS50196) at any status, TLS certificate failures, an
 
 The wait is the service's ``Retry-After`` (seconds, HTTP date, or ``retry-after-ms``) when it
 gives one, else exponential backoff with jitter. A ``Retry-After`` longer than
-``max_retry_after`` is not slept through: retrying stops and the error says how long to wait.
+``max_retry_after``, or than what is left of the call deadline, is not slept through: the call
+fails at once with :class:`~oauth_core.core.throttle.Throttled`, saying how long to wait and until
+when (:func:`ended_error`). :func:`with_retries` runs the same loop for a service's own REST calls.
 Attempts and a total deadline are both bounded.
 
 A single-use request (an authorization code redemption) is sent again only after a failure that
@@ -31,6 +33,7 @@ import tenacity
 
 from ..core.errors import TransientError
 from ..core.protocol import HttpResponse
+from ..core.throttle import Throttled, clock_text, seconds_text
 
 __all__ = [
     "RETRY_STATUSES",
@@ -39,9 +42,11 @@ __all__ = [
     "RetryPolicy",
     "RetryableResponse",
     "is_retryable_response",
+    "ended_error",
     "retry_after_seconds",
     "retrying",
     "transient_error",
+    "with_retries",
 ]
 
 RETRY_STATUSES: FrozenSet[int] = frozenset({408, 429, 500, 502, 503, 504})
@@ -166,7 +171,9 @@ def is_retryable_response(response: HttpResponse) -> bool:
     return response.status >= 500 or response.status == 429
 
 
-def transient_error(exc: BaseException, attempts: int, waits: List[float]) -> TransientError:
+def transient_error(
+    exc: BaseException, attempts: int, waits: List[float], *, service: str = "the identity service"
+) -> TransientError:
     """The error for retries spent on ``exc`` (a RetryableResponse or NetworkFailure)."""
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(exc, RetryableResponse):
@@ -177,11 +184,48 @@ def transient_error(exc: BaseException, attempts: int, waits: List[float]) -> Tr
     else:
         status, what = None, str(exc)
     return TransientError(
-        f"the identity service kept failing: {what} after {attempts} attempt(s), {sum(waits):.1f}s of waiting",
+        f"{service} kept failing: {what} after {attempts} attempt(s), {sum(waits):.1f}s of waiting",
         attempts=attempts,
         waits=waits,
         status=status,
         retry_after=retry_after,
+    )
+
+
+def ended_error(
+    exc: BaseException,
+    attempts: int,
+    waits: List[float],
+    policy: RetryPolicy,
+    until: Optional[float],
+    *,
+    service: str = "the identity service",
+) -> TransientError:
+    """The error that ends a call on ``exc``: :class:`Throttled` when the service asked for a wait
+    (``Retry-After``) that is not waited for, else :func:`transient_error`.
+
+    ``until`` is the call deadline (time.monotonic()); a wait longer than what is left of it, or
+    than ``policy.max_retry_after``, is never started, so the call fails at once.
+    """
+    retry_after = getattr(exc, "retry_after", None)
+    if not isinstance(exc, RetryableResponse) or retry_after is None:
+        return transient_error(exc, attempts, waits, service=service)
+    left = None if until is None else max(0.0, until - time.monotonic())
+    if retry_after > policy.max_retry_after:
+        why = f"longer than a call waits (max_retry_after {policy.max_retry_after:g} s), so it was not waited for"
+    elif left is not None and retry_after >= left:
+        why = f"more than the {left:.1f} s left of this call's deadline, so it was not waited for"
+    else:
+        why = f"{attempts} attempt(s) were spent ({sum(waits):.1f} s of waiting)"
+    status, wall = exc.response.status, time.time() + retry_after
+    return Throttled(
+        f"{service} answered HTTP {status} and asked to wait {seconds_text(retry_after)}: {why}; "
+        f"send it again after {clock_text(wall)}",
+        retry_after=retry_after,
+        until=wall,
+        status=status,
+        attempts=attempts,
+        waits=waits,
     )
 
 
@@ -266,3 +310,29 @@ def retrying(
     if sleep is not None:
         options["sleep"] = sleep
     return kind(**options)
+
+
+R = TypeVar("R")
+
+
+def with_retries(send: Callable[[], R], policy: RetryPolicy, until: Optional[float], *, service: str) -> R:
+    """``send()``, sent again while it raises :class:`RetryableResponse`, by ``policy``, until ``until``.
+
+    For a service's own REST calls (Azure Databricks): ``send`` raises RetryableResponse for a
+    status worth retrying; a ``Retry-After`` is waited when it fits before ``until`` (the call
+    deadline, a time.monotonic() instant) and ``policy.max_retry_after``.
+
+    Raises:
+        Throttled: the last answer asked for a wait that is not waited (``Retry-After``).
+        TransientError: retries spent on answers without one.
+    """
+    waits: List[float] = []
+    attempts = 0
+    try:
+        for attempt in retrying(tenacity.Retrying, policy, waits, policy.clock(), until=until):
+            with attempt:
+                attempts += 1
+                return send()
+    except RetryableResponse as exc:
+        raise ended_error(exc, attempts, waits, policy, until, service=service) from None
+    raise AssertionError("unreachable: tenacity either returns or raises")

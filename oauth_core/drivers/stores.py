@@ -60,6 +60,7 @@ from .files import (
     strict_json,
     write_private,
 )
+from .throttle import FileThrottleMemory, ThrottleMemory
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -135,6 +136,21 @@ class TokenCache:
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
         yield
+
+    @property
+    def throttle(self) -> ThrottleMemory:
+        """The windows in which throttled token requests are refused unsent (made on first use).
+
+        Shared by every client of this cache; see :mod:`oauth_core.drivers.throttle`.
+        """
+        memory: Optional[ThrottleMemory] = self.__dict__.get("_throttle")
+        if memory is None:
+            with self._lock:
+                memory = self.__dict__.setdefault("_throttle", self._new_throttle())
+        return memory
+
+    def _new_throttle(self) -> ThrottleMemory:
+        return ThrottleMemory()
 
     # -- reading and changing ----------------------------------------------------------------
 
@@ -240,8 +256,9 @@ class FileTokenCache(TokenCache):
     created for it is 0700.
 
     Args:
-        path: the cache file; its lock file is ``path`` + ``.lock``, and the entries' lock files
-            (one per entry, taken while it is refreshed) live in the folder ``path`` + ``.locks``.
+        path: the cache file; its lock file is ``path`` + ``.lock``, the entries' lock files
+            (one per entry, taken while it is refreshed) live in the folder ``path`` + ``.locks``,
+            and throttled token requests are remembered in ``path`` + ``.throttle``.
         max_bytes: the largest cache file read or written; else the environment variable
             ``OAUTH_CORE_CACHE_MAX_BYTES``, else 64 MiB (:data:`DEFAULT_MAX_BYTES`). The size is
             checked before the file is read.
@@ -260,6 +277,10 @@ class FileTokenCache(TokenCache):
         self.max_bytes = size_cap(max_bytes, MAX_BYTES_ENV, DEFAULT_MAX_BYTES)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._entry_lock_dir = self.path.with_name(self.path.name + ".locks")
+
+    def _new_throttle(self) -> ThrottleMemory:
+        """Kept in ``<cache>.throttle`` too, for the next process (rewritten under the cache's lock)."""
+        return FileThrottleMemory(self.path.with_name(self.path.name + ".throttle"), self._exclusive)
 
     def _load(self) -> State:
         found = read_private_bytes(

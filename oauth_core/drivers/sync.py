@@ -23,7 +23,7 @@ from ..core.device import DeviceCode, Wait, print_message
 from ..core.effects import Effect, StepFlow, T, advance, start
 from ..core.errors import OAuthCoreError
 from ..core.flows import Scopes
-from ..core.protocol import HttpRequest, TokenSet, jwks_request, normalize_scopes, parse_jwks_response
+from ..core.protocol import Claims, HttpRequest, TokenSet, jwks_request, normalize_scopes, parse_jwks_response
 from .common import ClientDriver, Engine
 from .files import read_arc_key
 from .proxies import LoopbackBypass
@@ -90,7 +90,10 @@ class SyncEngine(Engine[httpx.Client]):
         """Do one effect; its outcome, or the library error it failed with (thrown into the flow)."""
         try:
             if isinstance(step, HttpRequest):
-                return send_with_retry(self._http, step, self.retry).response
+                with self.cache.throttle.watch(
+                    step, self._clock()
+                ) as watch:  # refused unsent inside a throttling window
+                    return watch.seen(send_with_retry(self._http, step, self.retry).response)
             if isinstance(step, Load):
                 return self.cache.snapshot()
             if isinstance(step, Save):
@@ -156,6 +159,7 @@ class EntraClient(ClientDriver[httpx.Client], SyncEngine):
         open_browser: bool = True,
         on_url: Optional[Callable[[str], None]] = None,
         listen_address: str = "127.0.0.1",
+        claims: Claims = None,
     ) -> TokenSet:
         """Sign in through the system browser and a one-shot loopback listener, then redeem the code.
 
@@ -172,7 +176,13 @@ class EntraClient(ClientDriver[httpx.Client], SyncEngine):
         """
         from .loopback import signing_in
 
-        hints = {"scopes": scopes, "prompt": prompt, "login_hint": login_hint, "domain_hint": domain_hint}
+        hints = {
+            "scopes": scopes,
+            "prompt": prompt,
+            "login_hint": login_hint,
+            "domain_hint": domain_hint,
+            "claims": claims,
+        }
         with signing_in(self, redirect_uri, listen_address=listen_address, on_url=on_url, **hints) as (
             listener,
             pending,
@@ -182,13 +192,17 @@ class EntraClient(ClientDriver[httpx.Client], SyncEngine):
             query = listener.wait(timeout)
         return self.exchange_code(pending, "?" + query)
 
-    def acquire_by_password(self, username: str, password: str, *, scopes: Scopes = None) -> TokenSet:
-        """The resource owner password grant (ROPC). Fails for MFA, federated and personal accounts."""
-        return self._drive(self._password_flow(username, password, scopes))
+    def acquire_by_password(
+        self, username: str, password: str, *, scopes: Scopes = None, claims: Claims = None
+    ) -> TokenSet:
+        """The resource owner password grant (ROPC), after a user realm lookup: a federated user signs
+        in through the federation's WS-Trust endpoint and a SAML bearer grant. Fails for MFA and
+        personal accounts."""
+        return self._drive(self._password_flow(username, password, scopes, claims))
 
-    def refresh(self, refresh_token: str, *, scopes: Scopes = None) -> TokenSet:
+    def refresh(self, refresh_token: str, *, scopes: Scopes = None, claims: Claims = None) -> TokenSet:
         """Redeem a refresh token; the rotated one Entra returns is cached before this returns."""
-        return self._drive(self._refresh_flow(refresh_token, scopes))
+        return self._drive(self._refresh_flow(refresh_token, scopes, claims))
 
     def acquire_by_device_code(
         self,
@@ -196,6 +210,7 @@ class EntraClient(ClientDriver[httpx.Client], SyncEngine):
         scopes: Scopes = None,
         on_code: Callable[[DeviceCode], None] = print_message,
         timeout: Optional[float] = None,
+        claims: Claims = None,
     ) -> TokenSet:
         """The device code flow (RFC 8628): show a code, wait while someone signs in elsewhere.
 
@@ -208,9 +223,9 @@ class EntraClient(ClientDriver[httpx.Client], SyncEngine):
             AuthorizationDeclined / ExpiredToken / BadVerificationCode: the sign-in ended otherwise.
             (and everything :meth:`acquire_by_password` raises; KeyboardInterrupt stops the wait)
         """
-        return self._drive(self._device_code_flow(scopes, on_code, timeout))
+        return self._drive(self._device_code_flow(scopes, on_code, timeout, claims))
 
-    def acquire_for_client(self, *, scopes: Scopes = None) -> TokenSet:
+    def acquire_for_client(self, *, scopes: Scopes = None, claims: Claims = None) -> TokenSet:
         """The client credentials grant: an app-only token for a service principal (cached as ``app``).
 
         Args:
@@ -222,9 +237,9 @@ class EntraClient(ClientDriver[httpx.Client], SyncEngine):
             InvalidClient: Entra refused the secret or assertion.
             (and TransientError / ResponseFormatError)
         """
-        return self._drive(self._client_credentials_flow(scopes))
+        return self._drive(self._client_credentials_flow(scopes, claims))
 
-    def acquire_on_behalf_of(self, user_assertion: str, *, scopes: Scopes = None) -> TokenSet:
+    def acquire_on_behalf_of(self, user_assertion: str, *, scopes: Scopes = None, claims: Claims = None) -> TokenSet:
         """The on-behalf-of grant: a middle-tier API's token for ``scopes``, acting as its caller.
 
         Args:
@@ -238,10 +253,15 @@ class EntraClient(ClientDriver[httpx.Client], SyncEngine):
                 consent or MFA needed: the ``claims`` of the error go back to the caller).
             (and TransientError / ResponseFormatError)
         """
-        return self._drive(self._on_behalf_of_flow(user_assertion, scopes))
+        return self._drive(self._on_behalf_of_flow(user_assertion, scopes, claims))
 
     def get_token(
-        self, *, scopes: Scopes = None, min_validity: float = 300.0, account: Optional[str] = None
+        self,
+        *,
+        scopes: Scopes = None,
+        min_validity: float = 300.0,
+        account: Optional[str] = None,
+        claims: Claims = None,
     ) -> TokenSet:
         """A cached access token with at least ``min_validity`` seconds left, refreshed silently if needed.
 
@@ -257,7 +277,8 @@ class EntraClient(ClientDriver[httpx.Client], SyncEngine):
             TransientError / ResponseFormatError: the refresh failed and no valid token is left.
         """
         wanted = normalize_scopes(scopes) if scopes is not None else self.scopes
-        cached = self._fresh_from_cache(self.cache.snapshot(), wanted, min_validity, account)
-        if cached is not None:
-            return cached
-        return self._drive(self._silent_flow(wanted, min_validity, account))
+        if claims is None:
+            cached = self._fresh_from_cache(self.cache.snapshot(), wanted, min_validity, account)
+            if cached is not None:
+                return cached
+        return self._drive(self._silent_flow(wanted, min_validity, account, claims))

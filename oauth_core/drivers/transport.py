@@ -42,9 +42,9 @@ from .retry import (
     RetryableResponse,
     Retrying,
     RetryPolicy,
+    ended_error,
     is_retryable_response,
     retrying,
-    transient_error,
 )
 
 __all__ = [
@@ -390,7 +390,8 @@ class Call:
         return Exchange(response, self.attempts, tuple(self.waits))
 
     def final_error(self, exc: Union[RetryableResponse, NetworkFailure]) -> TransientError:
-        """The error that ends the call: a spent deadline, a code that may be used, or retries spent."""
+        """The error that ends the call: a spent deadline, a code that may be used, a wait the service
+        asked for that is not waited (:class:`~oauth_core.core.throttle.Throttled`), or retries spent."""
         attempts, waits, deadline = self.attempts, self.waits, None
         if isinstance(exc, DeadlineReached):
             budget = self.budget or 0
@@ -399,7 +400,7 @@ class Call:
             return lost_code_error(exc, attempts, waits, what=deadline)
         if deadline is not None:
             return TransientError(f"timed out: {deadline}", attempts=attempts, waits=waits)
-        return transient_error(exc, attempts, waits)
+        return ended_error(exc, attempts, waits, self.policy, self.until)
 
 
 def send_with_retry(
@@ -415,9 +416,14 @@ def send_with_retry(
         OAuthCoreError: a final failure (TransportError, ResponseFormatError).
     """
     call = Call(http.timeout, request, policy, deadline)
+    retryable = not request.once  # a request sent once gets every answer back, 5xx included
     try:  # the common case: no tenacity machinery for a request that succeeds at once
-        return Exchange(fetch(http, request, until=call.until, raise_retryable=True, also_retry=policy.extra_statuses))
+        return Exchange(
+            fetch(http, request, until=call.until, raise_retryable=retryable, also_retry=policy.extra_statuses)
+        )
     except (RetryableResponse, NetworkFailure) as exc:
+        if request.once:
+            raise call.final_error(exc) from None
         retries = call.retries(exc, tenacity.Retrying)
     try:
         for attempt in retries:
@@ -436,11 +442,16 @@ async def async_send_with_retry(
 ) -> Exchange:
     """The async twin of :func:`send_with_retry` (tenacity's ``AsyncRetrying``)."""
     call = Call(http.timeout, request, policy, deadline)
+    retryable = not request.once
     try:
         return Exchange(
-            await async_fetch(http, request, until=call.until, raise_retryable=True, also_retry=policy.extra_statuses)
+            await async_fetch(
+                http, request, until=call.until, raise_retryable=retryable, also_retry=policy.extra_statuses
+            )
         )
     except (RetryableResponse, NetworkFailure) as exc:
+        if request.once:
+            raise call.final_error(exc) from None
         retries = call.retries(exc, tenacity.AsyncRetrying)
     try:
         async for attempt in retries:

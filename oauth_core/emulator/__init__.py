@@ -3,7 +3,8 @@
 It serves the v2.0 endpoints of one tenant on a loopback address (discovery, JWKS, authorize with
 a sign-in page, token with its grants including on-behalf-of and federated client assertions,
 device code), the managed identity sources (IMDS, App Service, Azure Arc, Cloud Shell, Azure ML,
-Service Fabric with TLS) and OIDC issuers for workload identity federation; it mints RS256 tokens
+Service Fabric with TLS), OIDC issuers for workload identity federation and a stand-in AD FS for
+federated users (user realm, MEX, WS-Trust 1.3/2005, SAML bearer grants); it mints RS256 tokens
 shaped like Entra's, and answers errors with Entra's bodies, headers and AADSTS codes
 (``shared/entra-protocol.md``, ``entra-protocol-2.md``). Faults can be injected per endpoint. Usage::
 

@@ -267,6 +267,8 @@ MESSAGES: Mapping[int, Tuple[str, int, Optional[str], str]] = {
         "it for user assertion, or request a new token. Current time: {now}, expiry time of assertion {exp}.",
     ),
     50049: ("invalid_instance", 400, None, "Unknown or invalid instance."),
+    # A ``claims`` value that is not a JSON object. The code's pairing with bad claims is unconfirmed.
+    90100: ("invalid_request", 400, None, "The '{name}' parameter is empty or not valid."),
 }
 
 
@@ -279,6 +281,7 @@ class Refusal(Exception):
         status: the HTTP status.
         message: the text after ``AADSTS<code>: ``.
         suberror: Entra's ``suberror``, if any.
+        claims: a claims challenge (a JSON string) to send with the error, if any.
     """
 
     def __init__(self, code: int, error: str, status: int, message: str, suberror: Optional[str] = None) -> None:
@@ -288,6 +291,7 @@ class Refusal(Exception):
         self.status = status
         self.message = message
         self.suberror = suberror
+        self.claims: Optional[str] = None
 
 
 def refusal(code: int, *, error: Optional[str] = None, status: Optional[int] = None, **params: str) -> Refusal:
@@ -316,7 +320,7 @@ def describe(refused: Refusal, ctx: Ctx) -> str:
 
 
 def error_body(refused: Refusal, ctx: Ctx) -> Dict[str, Any]:
-    """The §4.1 JSON error body, fields in Entra's order (suberror last)."""
+    """The §4.1 JSON error body, fields in Entra's order (claims, then suberror, last)."""
     body: Dict[str, Any] = {
         "error": refused.error,
         "error_description": describe(refused, ctx),
@@ -326,6 +330,8 @@ def error_body(refused: Refusal, ctx: Ctx) -> Dict[str, Any]:
         "correlation_id": ctx.correlation_id,
         "error_uri": f"{ctx.origin}/error?code={refused.code}",
     }
+    if refused.claims is not None:
+        body["claims"] = refused.claims
     if refused.suberror:
         body["suberror"] = refused.suberror
     return body

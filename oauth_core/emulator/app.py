@@ -3,7 +3,7 @@
 :meth:`App.handle` is the whole service as a function; the socket server in :mod:`.server` only
 parses HTTP and applies injected faults around it. Discovery, JWKS, instance discovery and user
 realm follow entra-protocol.md §1.3-1.5; the flows live in :mod:`.authorize`, :mod:`.device`
-and :mod:`.grants`.
+and :mod:`.grants`, the stand-in AD FS (user realm, MEX, WS-Trust) in :mod:`.wstrust`.
 """
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ from .wire import (
     split_url,
     timestamp,
 )
+from .wstrust import userrealm_body, wstrust_endpoint
 
-__all__ = ["ENDPOINTS", "FEDERATION_ENDPOINTS", "IDENTITY_ENDPOINTS", "App", "route"]
+__all__ = ["ENDPOINTS", "FEDERATION_ENDPOINTS", "IDENTITY_ENDPOINTS", "WSTRUST_ENDPOINTS", "App", "route"]
 
 CONSUMERS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 ENDPOINTS = ("authorize", "token", "devicecode", "devicelogin", "discovery", "keys", "instance", "userrealm")
+WSTRUST_ENDPOINTS = ("mex", "usernamemixed")
 IDENTITY_ENDPOINTS = ("imds", "appservice", "arc", "cloudshell", "azureml", "servicefabric")
 FEDERATION_ENDPOINTS = ("federation", "federation_keys", "federation_mint")
 _log = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ _ROUTES: Tuple[Tuple[str, re.Pattern[str]], ...] = (
     ("federation", re.compile(r"^/federation/([^/]+)/\.well-known/openid-configuration$")),
     ("federation_keys", re.compile(r"^/federation/([^/]+)/openid/v1/jwks$")),
     ("federation_mint", re.compile(r"^/federation/([^/]+)/mint$")),
+    ("mex", re.compile(r"^/adfs/services/trust/mex$")),
+    ("usernamemixed", re.compile(r"^/adfs/services/trust/(13|2005)/usernamemixed$")),
 )
 _PUBLIC_CLOUDS: List[Dict[str, Any]] = [
     {
@@ -133,6 +137,8 @@ class App:
             return identity_endpoint(name, self.service, request, ctx)
         if name in FEDERATION_ENDPOINTS:
             return federation_endpoint(name, self.service, request, ctx, arg)
+        if name in WSTRUST_ENDPOINTS:
+            return wstrust_endpoint(name, self.service, request, ctx, arg)
         handlers: Dict[str, Callable[[], Response]] = {
             "token": lambda: token_endpoint(self.service, request, ctx, arg),
             "authorize": lambda: authorize_endpoint(self.service, request, ctx, arg),
@@ -222,16 +228,7 @@ class App:
         return json_response(ctx, body, cache=DISCOVERY_CACHE)
 
     def _userrealm(self, ctx: Ctx, username: str) -> Response:
-        domain = username.rpartition("@")[2].lower()
-        body: Dict[str, Any] = {"ver": "1.0"}
-        if domain and domain == self.service.config.domain:
-            body.update({"account_type": "Managed", "domain_name": domain})
-        else:
-            body["account_type"] = "Unknown"
-        body.update(
-            {"cloud_instance_name": "microsoftonline.com", "cloud_audience_urn": "urn:federation:MicrosoftOnline"}
-        )
-        return json_response(ctx, body)
+        return json_response(ctx, userrealm_body(self.service, ctx.origin, username))
 
 
 _CLAIMS_SUPPORTED = [

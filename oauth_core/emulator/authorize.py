@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ..core.pkce import values_match
 from .aadsts import Refusal, describe, refusal
+from .claims import parse_claims, satisfies_step_up
 from .config import Client, User
 from .pages import error_page, form_post_page, sign_in_page
 from .scopes import parse_scopes
@@ -119,6 +120,7 @@ def _check_request(svc: Service, params: Mapping[str, str], segment: str) -> Non
         raise refusal(9002313, error="invalid_request")
     if challenge is not None and not 43 <= len(challenge) <= 128:
         raise refusal(9002313, error="invalid_request")
+    parse_claims(params.get("claims"))  # AADSTS90100 when not a JSON object
     if params.get("prompt") == "none":
         raise refusal(50058)
 
@@ -142,6 +144,7 @@ def _start(svc: Service, ctx: Ctx, params: Mapping[str, str], segment: str, tena
         or ("plain" if params.get("code_challenge") else None),
         response_mode=mode if mode in _RESPONSE_MODES else "query",
         created=ctx.now,
+        claims=params.get("claims") or None,
     )
     try:
         _check_request(svc, params, segment)
@@ -169,8 +172,9 @@ def _signed_in(svc: Service, ctx: Ctx, pending: PendingSignIn, user: User) -> Re
         code_challenge=pending.code_challenge,
         code_challenge_method=pending.code_challenge_method,
         username=user.username,
-        amr=svc.amr_for(user),
+        amr=svc.amr_for(user, step_up=satisfies_step_up(parse_claims(pending.claims))),
         issued_at=ctx.now,
+        claims=pending.claims,
     )
     with svc.store.lock:
         svc.store.codes[code] = record

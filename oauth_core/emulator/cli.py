@@ -53,10 +53,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="where to write the workload identity token (default: a private temp folder)",
     )
-    parser.add_argument(
+    rotation = parser.add_mutually_exclusive_group()
+    rotation.add_argument(
         "--keep-rotated-refresh-tokens",
         action="store_true",
-        help="keep a redeemed refresh token valid, as Entra does (default: revoke it on rotation)",
+        help="keep a redeemed refresh token valid until it expires, as Entra does (the default; kept for old scripts)",
+    )
+    rotation.add_argument(
+        "--revoke-rotated-refresh-tokens",
+        action="store_true",
+        help="revoke a refresh token once redeemed (reuse: AADSTS70000); Entra does not do this",
+    )
+    parser.add_argument(
+        "--step-up",
+        metavar="UPN_OR_APP_ID",
+        action="append",
+        default=[],
+        help="a Conditional Access policy asks this user (or a token for this resource) for MFA on refresh: "
+        "AADSTS50076 with a claims challenge (repeatable)",
     )
 
 
@@ -64,9 +78,23 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
     config = EmulatorConfig.from_file(args.config) if args.config else EmulatorConfig.default()
     if args.token_lifetime is not None:
         config = replace(config, token_lifetime=args.token_lifetime)
-    if args.keep_rotated_refresh_tokens:
-        config = replace(config, revoke_rotated_refresh_tokens=False)
-    return config
+    if args.revoke_rotated_refresh_tokens:
+        config = replace(config, revoke_rotated_refresh_tokens=True)
+    return _with_step_up(config, args.step_up)
+
+
+def _with_step_up(config: EmulatorConfig, names: List[str]) -> EmulatorConfig:
+    """Flag the named users (UPNs) and resources (app ids or app id URIs) ``step_up``."""
+    wanted = {name.strip().lower() for name in names}
+    users = tuple(replace(u, step_up=True) if u.username.lower() in wanted else u for u in config.users)
+    resources = tuple(
+        replace(r, step_up=True) if {r.app_id, (r.app_id_uri or "").lower()} & wanted else r for r in config.resources
+    )
+    unknown = wanted - {u.username.lower() for u in users} - {r.app_id for r in resources}
+    unknown -= {(r.app_id_uri or "").lower() for r in resources}
+    if unknown:
+        raise ConfigError(f"--step-up: no user or resource {', '.join(sorted(unknown))}")
+    return replace(config, users=users, resources=resources)
 
 
 def _describe(emu: Emulator, faults: List[FaultSpec]) -> List[str]:
@@ -82,7 +110,8 @@ def _describe(emu: Emulator, faults: List[FaultSpec]) -> List[str]:
             kind = "confidential, certificate"
         elif client.federated_credentials and not client.secret:
             kind = "confidential, federated credential"
-        lines.append(f"  client:     {client.client_id}  {client.display_name} ({kind})")
+        family = ", family of client ids" if client.family else ""
+        lines.append(f"  client:     {client.client_id}  {client.display_name} ({kind}{family})")
     lines.append("  users:")
     for user in cfg.users:
         notes = [
@@ -91,11 +120,24 @@ def _describe(emu: Emulator, faults: List[FaultSpec]) -> List[str]:
                 ("needs MFA", user.requires_mfa),
                 ("no consent", not user.consented),
                 ("disabled", not user.enabled),
+                ("federated", cfg.is_federated(user.username)),
+                ("step-up on refresh", user.step_up),
             )
             if on
         ]
         suffix = f"  ({', '.join(notes)})" if notes else ""
         lines.append(f"    {user.username}  {user.password}{suffix}")
+    if cfg.federated_domains:
+        lines.append(f"  federated:  {', '.join(cfg.federated_domains)} sign in at the stand-in AD FS:")
+        lines.append(f"    MEX:      {emu.url}/adfs/services/trust/mex")
+        for version in ("13", "2005"):
+            lines.append(f"    WS-Trust: {emu.url}/adfs/services/trust/{version}/usernamemixed")
+        if not emu.ca_bundle:
+            lines.append("    (MSAL takes WS-Trust endpoints from MEX only over https: start with --tls)")
+    if not cfg.revoke_rotated_refresh_tokens:
+        lines.append("  refresh:    a rotated refresh token stays valid until it expires, as in Entra")
+    else:
+        lines.append("  refresh:    a rotated refresh token is revoked (--revoke-rotated-refresh-tokens; not Entra)")
     for spec in faults:
         lines.append(f"  fault:      {spec.endpoint}: {spec.fault.kind} x{spec.times}")
     if emu.ca_bundle:

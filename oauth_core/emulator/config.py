@@ -55,6 +55,8 @@ class User:
         requires_mfa: the password grant fails with AADSTS50076; interactive sign-in adds ``mfa``.
         consented: False makes the password grant fail with AADSTS65001 (consent required).
         enabled: False makes every sign-in fail with AADSTS50057.
+        step_up: a Conditional Access policy asks this user for MFA on refresh: a refresh-token
+            redemption is answered with AADSTS50076 and a ``claims`` challenge (``capolids``).
     """
 
     username: str
@@ -64,6 +66,7 @@ class User:
     requires_mfa: bool = False
     consented: bool = True
     enabled: bool = True
+    step_up: bool = False
 
     def __post_init__(self) -> None:
         if "@" not in self.username:
@@ -130,6 +133,7 @@ class Client:
         secret: a client secret; a client with a secret or certificates is confidential.
         certificates: PEM certificates whose keys may sign client assertions.
         federated_credentials: external issuers' tokens accepted as client assertions.
+        family: a member of the family of client ids (FOCI): its token responses carry ``foci: "1"``.
     """
 
     client_id: str
@@ -138,6 +142,7 @@ class Client:
     secret: Optional[str] = None
     certificates: Tuple[str, ...] = ()
     federated_credentials: Tuple[FederatedCredential, ...] = ()
+    family: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "client_id", _guid(self.client_id, "a client's client_id"))
@@ -165,6 +170,8 @@ class Resource:
         app_id_uri: an optional application id URI (``https://graph.microsoft.com``), also a prefix.
         scopes: delegated permission names (``user_impersonation``, ``User.Read``).
         access_token_version: 1 (``sts.windows.net`` issuer) or 2.
+        step_up: a Conditional Access policy guards this resource: refreshing a token for it is
+            answered with AADSTS50076 and a ``claims`` challenge, as for a ``step_up`` user.
     """
 
     app_id: str
@@ -172,6 +179,7 @@ class Resource:
     app_id_uri: Optional[str] = None
     scopes: Tuple[str, ...] = ()
     access_token_version: int = 1
+    step_up: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "app_id", _guid(self.app_id, "a resource's app_id"))
@@ -206,6 +214,8 @@ def _default_users() -> Tuple[User, ...]:
             "9c4f6e5d-2a7b-4c8d-9e0f-4a5b6c7d8e9f",
             enabled=False,
         ),
+        # A user of the federated domain: signs in at the stand-in AD FS (WS-Trust), not with ROPC.
+        User("bob@fabrikam.example", "Bob-Passw0rd!", "Bob Federated", "1d5a7f6e-3b8c-4d9e-8f0a-5b6c7d8e9f0a"),
     )
 
 
@@ -228,6 +238,8 @@ def _default_clients() -> Tuple[Client, ...]:
                 FederatedCredential("{emulator}/federation/cluster", "system:serviceaccount:default:workload"),
             ),
         ),
+        # A public client of the family of client ids (as Azure CLI is): its responses carry foci "1".
+        Client("f0a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b", "oauth-core family app", loopback, family=True),
     )
 
 
@@ -294,7 +306,8 @@ class EmulatorConfig:
         users, clients, resources: the directory.
         token_lifetime: fixed access-token lifetime in seconds; None draws 3600-5400 each time.
         revoke_rotated_refresh_tokens: True revokes a refresh token once redeemed (reuse gives
-            AADSTS70000); False keeps it valid, as Entra does.
+            AADSTS70000, not Entra's behaviour); False (the default) keeps it valid until it
+            expires, as Entra does.
         refresh_token_max_inactive: seconds a refresh token may go unused (AADSTS700082 after).
         code_lifetime: seconds an authorization code stays redeemable (AADSTS70008 after).
         device_code_lifetime: the device code's ``expires_in``.
@@ -310,6 +323,9 @@ class EmulatorConfig:
         msi_secret: Azure ML's ``MSI_SECRET``; None draws a random one per start.
         federation_issuers: names of the OIDC issuers the emulator hosts at ``/federation/<name>``.
         cloud_shell_user: whose token Cloud Shell's endpoint hands out (a UPN of ``users``); None: none.
+        federated_domains: domains whose users sign in at the stand-in AD FS (user realm
+            ``Federated``, MEX, WS-Trust, SAML bearer grants); their plain ROPC is refused.
+        step_up_policy_id: the Conditional Access policy id sent in step-up ``claims`` (``capolids``).
     """
 
     tenant_id: str = "5d1e7c7a-3b3f-4c1e-9c55-0e3a9f6b2d11"
@@ -318,7 +334,7 @@ class EmulatorConfig:
     clients: Tuple[Client, ...] = field(default_factory=_default_clients)
     resources: Tuple[Resource, ...] = field(default_factory=_default_resources)
     token_lifetime: Optional[int] = None
-    revoke_rotated_refresh_tokens: bool = True
+    revoke_rotated_refresh_tokens: bool = False
     refresh_token_max_inactive: int = 90 * 24 * 3600
     code_lifetime: int = 600
     device_code_lifetime: int = 900
@@ -331,10 +347,14 @@ class EmulatorConfig:
     msi_secret: Optional[str] = None
     federation_issuers: Tuple[str, ...] = ("cluster",)
     cloud_shell_user: Optional[str] = "alice@contoso.onmicrosoft.com"
+    federated_domains: Tuple[str, ...] = ("fabrikam.example",)
+    step_up_policy_id: str = "c0a1f2e3-4b5c-4d6e-9f70-8a9b0c1d2e3f"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tenant_id", _guid(self.tenant_id, "tenant_id"))
         object.__setattr__(self, "domain", self.domain.lower())
+        object.__setattr__(self, "step_up_policy_id", _guid(self.step_up_policy_id, "step_up_policy_id"))
+        object.__setattr__(self, "federated_domains", tuple(d.lower() for d in self.federated_domains))
         for name in ("users", "clients", "resources", "user_identities", "federation_issuers"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if any(not _ISSUER_NAME.match(name) for name in self.federation_issuers):
@@ -351,9 +371,10 @@ class EmulatorConfig:
 
     @classmethod
     def default(cls) -> EmulatorConfig:
-        """The built-in tenant: four users, three resources, four clients (public, confidential, the demo
-        API as an on-behalf-of middle tier, a workload app trusting the ``cluster`` issuer), a
-        system-assigned and a user-assigned managed identity."""
+        """The built-in tenant: five users (one of the federated domain ``fabrikam.example``), four
+        resources, five clients (public, confidential, a family app, the demo API as an on-behalf-of
+        middle tier, a workload app trusting the ``cluster`` issuer), a system-assigned and a
+        user-assigned managed identity."""
         return cls()
 
     @classmethod
@@ -407,6 +428,10 @@ class EmulatorConfig:
         """The user with this UPN (case-insensitive), or None."""
         wanted = username.lower()
         return next((u for u in self.users if u.username.lower() == wanted), None)
+
+    def is_federated(self, username: str) -> bool:
+        """True when the user's domain is federated (signs in at the stand-in AD FS)."""
+        return username.rpartition("@")[2].lower() in self.federated_domains
 
     def client(self, client_id: str) -> Optional[Client]:
         """The client with this id (case-insensitive), or None."""

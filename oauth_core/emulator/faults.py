@@ -51,6 +51,9 @@ FAULT_ENDPOINTS = (
     "federation",
     "federation_keys",
     "federation_mint",
+    # the stand-in AD FS
+    "mex",
+    "usernamemixed",
 )
 MAX_DELAY = 600.0
 

@@ -1,6 +1,9 @@
 """The token endpoint: ``POST /{tenant}/oauth2/v2.0/token`` and its grants (entra-protocol.md §3).
 
-Five grants live here; on-behalf-of is in :mod:`.obo`, federated client assertions in :mod:`.federation`.
+Seven grants live here (the SAML 1.1 and 2.0 bearer grants redeem the stand-in AD FS's assertions,
+:mod:`.saml`); on-behalf-of is in :mod:`.obo`, federated client assertions in :mod:`.federation`.
+Every grant accepts ``claims`` (:mod:`.claims`): ``cp1`` puts ``xms_cc`` in the access token, and a
+refresh under a step-up policy is refused with AADSTS50076 and a claims challenge.
 
 Each grant checks its parameters and state, then asks the :class:`~.service.Service` for the
 token response. Refusals are raised as :class:`~.aadsts.Refusal` and rendered by the caller.
@@ -10,23 +13,27 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from ..core.errors import ConfigError
 from ..core.pkce import code_challenge, values_match
 from .aadsts import refusal
+from .claims import capabilities, needs_step_up, parse_claims, satisfies_step_up, step_up_refusal
 from .clientauth import authenticate
 from .config import Client, User
 from .federation import is_federated, verify_federated
 from .obo import OBO_GRANT, on_behalf_of
+from .saml import SAML1, SAML2, decode_assertion, verify_assertion
 from .scopes import ScopeGrant, parse_app_scope, parse_scopes
 from .service import TENANT_ALIASES, Service, UserGrant
 from .store import CodeRecord, RefreshRecord
 from .wire import Ctx, FormError, Request, Response, is_form, parse_form
 
-__all__ = ["DEVICE_CODE_GRANT", "token_endpoint"]
+__all__ = ["DEVICE_CODE_GRANT", "SAML1_GRANT", "SAML2_GRANT", "token_endpoint"]
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+SAML1_GRANT = "urn:ietf:params:oauth:grant-type:saml1_1-bearer"
+SAML2_GRANT = "urn:ietf:params:oauth:grant-type:saml2-bearer"
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class TokenCall:
     appidacr: str
     tenant: str
     segment: str
+    claims: Optional[Dict[str, Any]] = None
 
     def require(self, name: str) -> str:
         """A required, non-blank parameter (AADSTS900144 when missing)."""
@@ -66,8 +74,11 @@ class TokenCall:
             raise refusal(50057)
         return user
 
-    def tokens(self, scope: ScopeGrant, grant: UserGrant, *, always_refresh: bool = False) -> Response:
-        """The user-grant token response."""
+    def tokens(
+        self, scope: ScopeGrant, grant: UserGrant, *, always_refresh: bool = False, extra_claims: Optional[str] = None
+    ) -> Response:
+        """The user-grant token response (``extra_claims``: the authorize request's, for a code)."""
+        caps = tuple(dict.fromkeys(capabilities(self.claims) + capabilities(parse_claims(extra_claims))))
         return self.svc.user_tokens(
             self.ctx,
             client=self.client,
@@ -76,6 +87,7 @@ class TokenCall:
             appidacr=self.appidacr,
             client_info=self.form.get("client_info") == "1",
             always_refresh=always_refresh,
+            capabilities=caps,
         )
 
 
@@ -135,7 +147,7 @@ def _authorization_code(call: TokenCall) -> Response:
         store.codes[code] = replace(record, redeemed=True)
     scope = call.scopes(stored=record.scope)
     grant = UserGrant(call.user(record.username), record.amr, record.issued_at, record.nonce)
-    return call.tokens(scope, grant)
+    return call.tokens(scope, grant, extra_claims=record.claims)
 
 
 def _password(call: TokenCall) -> Response:
@@ -144,6 +156,10 @@ def _password(call: TokenCall) -> Response:
     username, password = call.require("username"), call.require("password")
     scope = call.scopes()
     user = call.user(username)
+    if call.svc.config.is_federated(user.username):
+        # Entra answers plain ROPC for a federated user (no password hash sync) as for a bad password
+        # (entra-protocol.md §6, observed); clients must use WS-Trust and a SAML bearer grant instead.
+        raise refusal(50126)
     if not values_match(user.password, password):
         raise refusal(50126)
     if user.requires_mfa:
@@ -174,9 +190,13 @@ def _refresh_token(call: TokenCall) -> Response:
         record = _check_refresh(call, store.refresh_tokens.get(token), token)
         scope = call.scopes(stored=record.scope)
         user = call.user(record.username)
+        stepped_up = "mfa" in record.amr or satisfies_step_up(call.claims)
+        if needs_step_up(user, scope) and not stepped_up:
+            raise step_up_refusal(call.svc.config, scope)
         if call.svc.config.revoke_rotated_refresh_tokens:
             store.refresh_tokens[token] = replace(record, revoked=True)
-    return call.tokens(scope, UserGrant(user, record.amr, record.signed_in_at), always_refresh=True)
+    amr = record.amr if "mfa" in record.amr or not stepped_up else (*record.amr, "mfa")
+    return call.tokens(scope, UserGrant(user, amr, record.signed_in_at), always_refresh=True)
 
 
 def _device_code(call: TokenCall) -> Response:
@@ -205,7 +225,32 @@ def _client_credentials(call: TokenCall) -> Response:
     if call.tenant in TENANT_ALIASES:
         raise refusal(50059)
     scope = parse_app_scope(call.require("scope"), call.svc.config.resources, tenant=call.segment)
-    return call.svc.app_token(call.ctx, client=call.client, scope=scope, appidacr=call.appidacr)
+    return call.svc.app_token(
+        call.ctx, client=call.client, scope=scope, appidacr=call.appidacr, capabilities=capabilities(call.claims)
+    )
+
+
+def _saml_bearer(version: str) -> Callable[[TokenCall], Response]:
+    def grant(call: TokenCall) -> Response:
+        if call.tenant in ("common", "consumers"):
+            raise refusal(9001023)  # as for the password grant; unconfirmed for the SAML grants
+        xml = decode_assertion(call.require("assertion"))
+        scope = call.scopes()
+        try:
+            if xml is None:
+                raise ValueError("not base64 of UTF-8 text")
+            verified = verify_assertion(
+                xml, version=version, domains=call.svc.config.federated_domains, now=call.ctx.now
+            )
+        except ValueError:
+            raise refusal(70000) from None  # which code Entra sends per bad assertion is unconfirmed
+        with call.svc.store.lock:
+            if verified.assertion_id not in call.svc.store.assertions:
+                raise refusal(70000)  # an assertion the stand-in AD FS never issued
+        user = call.user(verified.upn)
+        return call.tokens(scope, UserGrant(user, ("pwd", "fed"), call.ctx.now))
+
+    return grant
 
 
 _GRANTS: Mapping[str, Callable[[TokenCall], Response]] = {
@@ -215,6 +260,8 @@ _GRANTS: Mapping[str, Callable[[TokenCall], Response]] = {
     DEVICE_CODE_GRANT: _device_code,
     "client_credentials": _client_credentials,
     OBO_GRANT: on_behalf_of,
+    SAML1_GRANT: _saml_bearer(SAML1),
+    SAML2_GRANT: _saml_bearer(SAML2),
 }
 
 
@@ -243,6 +290,7 @@ def token_endpoint(svc: Service, request: Request, ctx: Ctx, segment: str) -> Re
         raise refusal(70003, grant_type=grant_type)
     if "resource" in form:
         raise refusal(901002)
+    claims = parse_claims(form.get("claims"))
     endpoints = [f"{ctx.origin}/{s}/oauth2/v2.0/token" for s in dict.fromkeys((segment, tenant))]
 
     def federated(client: Client, assertion: str) -> bool:
@@ -254,4 +302,4 @@ def token_endpoint(svc: Service, request: Request, ctx: Ctx, segment: str) -> Re
     client, appidacr = authenticate(
         svc.config, request, form, tenant_segment=segment, audiences=endpoints, now=ctx.now, federated=federated
     )
-    return handler(TokenCall(svc, ctx, form, client, appidacr, tenant, segment))
+    return handler(TokenCall(svc, ctx, form, client, appidacr, tenant, segment, claims))

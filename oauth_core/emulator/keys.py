@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["SigningKey", "TlsMaterial", "b64url", "signing_keys", "thumbprints", "tls_material"]
+__all__ = ["SigningKey", "TlsMaterial", "b64url", "idp_signing_key", "signing_keys", "thumbprints", "tls_material"]
 
 _LOCK = threading.Lock()
 _SIGNING: List[SigningKey] = []
 _TLS: List[TlsMaterial] = []
+_IDP: List[SigningKey] = []
 
 
 def b64url(data: bytes) -> str:
@@ -114,6 +115,14 @@ def signing_keys() -> Tuple[SigningKey, SigningKey]:
         while len(_SIGNING) < 2:
             _SIGNING.append(_new_signing_key(len(_SIGNING) + 1))
         return _SIGNING[0], _SIGNING[1]
+
+
+def idp_signing_key() -> SigningKey:
+    """The stand-in AD FS's token-signing key and certificate (one per process, made on first use)."""
+    with _LOCK:
+        if not _IDP:
+            _IDP.append(_new_signing_key(0))
+        return _IDP[0]
 
 
 def _new_tls_material() -> TlsMaterial:

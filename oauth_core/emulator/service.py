@@ -42,6 +42,17 @@ class UserGrant:
     nonce: Optional[str] = None
 
 
+REFRESH_IN_ABOVE = 7200
+
+
+def _lifetimes(lifetime: int) -> Dict[str, int]:
+    """``expires_in``, ``ext_expires_in`` and, for tokens living over two hours, ``refresh_in`` (half)."""
+    times = {"expires_in": lifetime, "ext_expires_in": lifetime}
+    if lifetime > REFRESH_IN_ABOVE:
+        times["refresh_in"] = lifetime // 2
+    return times
+
+
 class Service:
     """Configuration, clock, signing keys and state of one emulator."""
 
@@ -91,38 +102,36 @@ class Service:
         appidacr: str,
         client_info: bool = False,
         always_refresh: bool = False,
+        capabilities: Tuple[str, ...] = (),
     ) -> Response:
         """The 200 token response for a user grant (entra-protocol.md §3.4, keys in Entra's order).
 
         A refresh token comes back when ``offline_access`` was granted (or ``always_refresh``, for
-        refresh-token redemptions); an id_token with ``openid``; ``client_info`` when the request
-        sent ``client_info=1``.
+        refresh-token redemptions), with ``foci: "1"`` for a family app; ``refresh_in`` (half the
+        lifetime) for access tokens living over two hours; an id_token with ``openid``;
+        ``client_info`` when the request sent ``client_info=1``.
         """
-        issue = self._issue(ctx, client, scope, grant.user, grant.amr, appidacr, grant.nonce)
-        body: Dict[str, Any] = {
-            "token_type": "Bearer",
-            "scope": scope.echo(),
-            "expires_in": issue.lifetime,
-            "ext_expires_in": issue.lifetime,
-            "access_token": access_token(issue, self.keys[0]),
-        }
+        issue = self._issue(ctx, client, scope, grant.user, grant.amr, appidacr, grant.nonce, capabilities)
+        body: Dict[str, Any] = {"token_type": "Bearer", "scope": scope.echo(), **_lifetimes(issue.lifetime)}
+        body["access_token"] = access_token(issue, self.keys[0])
         if scope.offline or always_refresh:
             body["refresh_token"] = self.new_refresh_token(client, scope, grant)
+            if client.family:
+                body["foci"] = "1"
         if scope.openid:
             body["id_token"] = id_token(issue, self.keys[0])
         if client_info:
             body["client_info"] = encode_client_info(grant.user, self.config.tenant_id)
         return json_response(ctx, body)
 
-    def app_token(self, ctx: Ctx, *, client: Client, scope: ScopeGrant, appidacr: str) -> Response:
-        """The 200 client-credentials response: exactly token_type, expires_in, ext_expires_in, access_token."""
-        issue = self._issue(ctx, client, scope, None, (), appidacr, None)
-        body = {
-            "token_type": "Bearer",
-            "expires_in": issue.lifetime,
-            "ext_expires_in": issue.lifetime,
-            "access_token": access_token(issue, self.keys[0]),
-        }
+    def app_token(
+        self, ctx: Ctx, *, client: Client, scope: ScopeGrant, appidacr: str, capabilities: Tuple[str, ...] = ()
+    ) -> Response:
+        """The 200 client-credentials response: token_type, expires_in, ext_expires_in (``refresh_in``
+        for tokens living over two hours), access_token."""
+        issue = self._issue(ctx, client, scope, None, (), appidacr, None, capabilities)
+        body: Dict[str, Any] = {"token_type": "Bearer", **_lifetimes(issue.lifetime)}
+        body["access_token"] = access_token(issue, self.keys[0])
         return json_response(ctx, body)
 
     def new_refresh_token(self, client: Client, scope: ScopeGrant, grant: UserGrant) -> str:
@@ -149,6 +158,7 @@ class Service:
         amr: Tuple[str, ...],
         appidacr: str,
         nonce: Optional[str],
+        capabilities: Tuple[str, ...] = (),
     ) -> Issue:
         return Issue(
             client=client,
@@ -161,8 +171,11 @@ class Service:
             origin=ctx.origin,
             now=int(ctx.now),
             lifetime=self.lifetime(),
+            capabilities=capabilities,
         )
 
-    def amr_for(self, user: User) -> Tuple[str, ...]:
-        """How an interactive sign-in of ``user`` authenticated: a password, plus MFA when required."""
-        return ("pwd", "mfa") if user.requires_mfa else ("pwd",)
+    def amr_for(self, user: User, *, step_up: bool = False) -> Tuple[str, ...]:
+        """How an interactive sign-in of ``user`` authenticated: a password, plus MFA when required
+        (the user needs MFA or a step-up policy covers them, or ``step_up``: the request's claims
+        answer a Conditional Access challenge)."""
+        return ("pwd", "mfa") if user.requires_mfa or user.step_up or step_up else ("pwd",)

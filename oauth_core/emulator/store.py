@@ -1,4 +1,4 @@
-"""The emulator's memory: pending sign-ins, authorization codes, refresh tokens and device flows.
+"""The emulator's memory: pending sign-ins, codes, refresh tokens, device flows and issued SAML assertions.
 
 Records are frozen; a change replaces the record. One re-entrant lock guards everything, and
 callers hold it (``with store.lock:``) across a check-then-update so two requests cannot redeem
@@ -29,6 +29,7 @@ class PendingSignIn:
     code_challenge_method: Optional[str]
     response_mode: str
     created: float
+    claims: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class CodeRecord:
     amr: Tuple[str, ...]
     issued_at: float
     redeemed: bool = False
+    claims: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Store:
     user_codes: Dict[str, str] = field(default_factory=dict)
     device_sign_ins: Dict[str, str] = field(default_factory=dict)
     valid_from: Dict[str, float] = field(default_factory=dict)
+    assertions: Dict[str, float] = field(default_factory=dict)
 
     def prune(self, now: float, *, keep: float) -> None:
         """Forget pending sign-ins, codes and device flows older than ``keep`` seconds."""
@@ -99,6 +102,8 @@ class Store:
                 del self.pending[flow_id]
             for code in [k for k, c in self.codes.items() if now - c.issued_at > keep]:
                 del self.codes[code]
+            for assertion_id in [k for k, until in self.assertions.items() if now - until > keep]:
+                del self.assertions[assertion_id]
             for device_code in [k for k, d in self.device_flows.items() if now - d.expires_at > keep]:
                 self.user_codes.pop(self.device_flows.pop(device_code).user_code, None)
             live = set(self.device_flows)

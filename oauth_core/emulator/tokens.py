@@ -49,6 +49,8 @@ class Issue:
         origin: the emulator's ``scheme://host:port``.
         now: issuance time (epoch seconds).
         lifetime: the access token's ``expires_in``.
+        capabilities: client capabilities the request declared in ``claims`` (``cp1``), put in
+            the access token as ``xms_cc``.
     """
 
     client: Client
@@ -61,6 +63,7 @@ class Issue:
     origin: str
     now: int
     lifetime: int
+    capabilities: Tuple[str, ...] = ()
 
 
 def opaque(prefix: str = "0.A", nbytes: int = 180) -> str:
@@ -172,6 +175,8 @@ def access_token(issue: Issue, key: SigningKey) -> str:
         claims.update(_app_claims_v1(issue, issuer))
     else:
         claims.update(_user_claims_v1(issue, issue.user))
+    if issue.capabilities:
+        claims["xms_cc"] = list(issue.capabilities)
     header: Dict[str, Any] = {"typ": "JWT", "alg": "RS256"}
     if v1:
         header["x5t"] = key.kid

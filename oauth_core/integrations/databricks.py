@@ -10,20 +10,24 @@ same). REST calls send ``Authorization: Bearer`` through :class:`DatabricksAuth`
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from ..core.authority import is_loopback_host
+from ..core.authority import CLOUD_ALIASES, is_loopback_host
 from ..core.errors import ConfigError, InsecureAuthorityError, ResponseFormatError, TransportError
 from ..core.flows import Scopes
 from ..core.redaction import terminal_safe
 from ..core.scopes import DATABRICKS_SCOPE
+from ..drivers.deadline import call_budget
+from ..drivers.retry import NetworkFailure, RetryableResponse, RetryPolicy, with_retries
 from ..drivers.sync import EntraClient
-from ..drivers.transport import new_http_client, read_limited
+from ..drivers.transport import clip_timeout, new_http_client, read_limited, to_http_response
 from .httpx_auth import EntraAuth
 
 if TYPE_CHECKING:
@@ -41,6 +45,7 @@ __all__ = [
     "check_workspace_resource_id",
     "describe_error",
     "is_workspace_host",
+    "management_scope",
     "normalize_host",
     "require_workspace_host",
     "resolve_workspace_resource_id",
@@ -50,6 +55,17 @@ __all__ = [
 # Azure Resource Manager's resource id ends in a slash, so its v2 scope has two: Entra would
 # otherwise issue a token whose audience lacks the slash, which Azure Databricks refuses.
 MANAGEMENT_SCOPE = "https://management.core.windows.net//.default"
+# The same resource in the sovereign clouds, by authority host (entra-protocol.md §1.7).
+_GOV_MANAGEMENT_SCOPE = "https://management.core.usgovcloudapi.net//.default"
+_CHINA_MANAGEMENT_SCOPE = "https://management.core.chinacloudapi.cn//.default"
+_MANAGEMENT_SCOPES = {
+    "login.microsoftonline.us": _GOV_MANAGEMENT_SCOPE,
+    "login.usgovcloudapi.net": _GOV_MANAGEMENT_SCOPE,
+    "login-us.microsoftonline.com": _GOV_MANAGEMENT_SCOPE,
+    "login.partner.microsoftonline.cn": _CHINA_MANAGEMENT_SCOPE,
+    "login.chinacloudapi.cn": _CHINA_MANAGEMENT_SCOPE,
+}
+RETRIED_STATUSES = frozenset({429, 503})  # the workspace's "too many requests" and "unavailable"
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 # Azure Databricks workspace DNS zones: public cloud, US Government, China (entra-protocol.md §1.7).
@@ -70,6 +86,27 @@ _WORKSPACE_ID = re.compile(
     rf"/subscriptions/{_GUID}/resourcegroups/{_RESOURCE_GROUP}/providers/microsoft\.databricks/workspaces/{_WORKSPACE}",
     re.IGNORECASE,
 )
+
+
+def management_scope(authority_host: Optional[str] = None) -> str:
+    """The Azure Resource Manager scope of the authority's cloud, for ``X-Databricks-Azure-SP-Management-Token``.
+
+    Args:
+        authority_host: the Entra authority (a URL, a host name or a cloud alias: ``usgov``,
+            ``china``); None, the public cloud and any other host (an emulator) give
+            :data:`MANAGEMENT_SCOPE`.
+
+    Returns:
+        ``https://management.core.windows.net//.default``, ``https://management.core.usgovcloudapi.net//.default``
+        (US Government) or ``https://management.core.chinacloudapi.cn//.default`` (China).
+    """
+    text = (authority_host or "").strip()
+    text = CLOUD_ALIASES.get(text.lower(), text)
+    try:
+        host = (urlsplit(text if "://" in text else "https://" + text).hostname or "").rstrip(".")
+    except ValueError:
+        return MANAGEMENT_SCOPE
+    return _MANAGEMENT_SCOPES.get(host.lower(), MANAGEMENT_SCOPE)
 
 
 def check_workspace_resource_id(resource_id: str) -> str:
@@ -344,8 +381,15 @@ def call(
     http_client: Optional[httpx.Client] = None,
     timeout: float = 30.0,
     allowed_hosts: Iterable[str] = (),
+    retry: Optional[RetryPolicy] = None,
 ) -> Tuple[int, Any]:
     """Call a workspace REST path with a token from ``client``'s cache, as the Azure Databricks docs do.
+
+    The workspace's own 429 and 503 are retried, waiting its ``Retry-After`` (else backing off),
+    with ``retry`` (the client's :class:`RetryPolicy` by default); the whole call ends within the
+    budget a token request gets (``timeout x max_attempts`` plus the backoff, at most
+    ``retry.deadline``), and a ``Retry-After`` beyond what is left of it (or beyond
+    ``max_retry_after``) is not waited for.
 
     Args:
         client: signed in already (or holding a cache with a refreshable token).
@@ -355,13 +399,14 @@ def call(
         json_body: sent as JSON when not None.
         resource_id: the workspace's ARM resource id (``X-Databricks-Azure-Workspace-Resource-Id``).
         management_token: a service principal's Azure Resource Manager token
-            (``X-Databricks-Azure-SP-Management-Token``; see :data:`MANAGEMENT_SCOPE`).
+            (``X-Databricks-Azure-SP-Management-Token``; see :func:`management_scope`).
         scopes: the token's scopes (Azure Databricks by default).
         account: which cached account, when the cache holds several.
         http_client: an ``httpx.Client`` to send with (redirects are not followed).
-        timeout: seconds for the request, when this function makes its own client.
+        timeout: seconds for each attempt (when this function makes its own client) and the base of the call's budget.
         allowed_hosts: hosts to send the token to besides Azure Databricks domains and loopback
             (see :func:`require_workspace_host`).
+        retry: how to retry the workspace's 429 and 503 (``client.retry`` when None).
 
     Returns:
         The HTTP status and the body: parsed JSON, else text, or None when empty.
@@ -370,6 +415,8 @@ def call(
         ConfigError: a bad host, method, path, JSON body or resource id.
         InsecureAuthorityError: a host that is not a workspace (nothing is sent).
         InteractionRequired: no cached token can be refreshed, or the workspace sent a claims challenge.
+        Throttled: the workspace kept answering 429/503 with a ``Retry-After`` (``retry_after``,
+            ``until`` say when to call again); TransientError: the same without one.
         TransportError: the workspace could not be reached.
         ResponseFormatError: the answer was too large.
     """
@@ -386,26 +433,53 @@ def call(
     auth = DatabricksAuth(
         client, scopes=scopes, account=account, workspace_resource_id=resource_id, management_token=management_token
     )
-    headers = {"accept": "application/json"}
+    policy = retry or getattr(client, "retry", None) or RetryPolicy()
+    budget = call_budget(policy, timeout)
+    until = None if budget is None else time.monotonic() + budget
     http = http_client or new_http_client(timeout)
     try:
-        try:
-            request = http.build_request(verb, url, headers=headers, json=json_body)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                "the JSON body cannot be sent: NaN, Infinity and non-JSON values are not allowed"
-            ) from None
-        response = http.send(request, auth=auth, follow_redirects=False, stream=True)
-        try:
-            body = b"".join(read_limited(response, MAX_RESPONSE_BYTES))
-        finally:
-            response.close()
-    except httpx.HTTPError as exc:
-        raise TransportError(f"{verb} {url.path} failed: {type(exc).__name__}") from None
+        request = _request(http, verb, url, json_body)  # sent again as it is: the auth flow sets its token
+        send = functools.partial(_send_once, http, request, auth, until)
+        status, body = with_retries(send, policy, until, service="Azure Databricks")
+    except NetworkFailure as exc:  # only the deadline: every other failure is a TransportError at once
+        raise TransportError(f"{verb} {url.path} failed: the call's deadline was reached") from exc
     finally:
         if http_client is None:
             http.close()
-    return response.status_code, _parse_body(body)
+    return status, _parse_body(body)
+
+
+def _request(http: httpx.Client, verb: str, url: httpx.URL, json_body: Any) -> httpx.Request:
+    try:
+        return http.build_request(verb, url, headers={"accept": "application/json"}, json=json_body)
+    except (TypeError, ValueError):
+        raise ConfigError("the JSON body cannot be sent: NaN, Infinity and non-JSON values are not allowed") from None
+
+
+def _send_once(
+    http: httpx.Client, request: httpx.Request, auth: httpx.Auth, until: Optional[float]
+) -> Tuple[int, bytes]:
+    """One attempt: its status and body; a 429/503 is raised for the retry loop.
+
+    Raises:
+        RetryableResponse: the workspace answered 429 or 503.
+        TransportError / ResponseFormatError: it could not be reached; its answer was too large.
+    """
+    if until is not None:
+        clipped = clip_timeout(http.timeout, until)  # DeadlineReached when no time is left
+        if clipped is not None:
+            request.extensions["timeout"] = clipped.as_dict()
+    try:
+        response = http.send(request, auth=auth, follow_redirects=False, stream=True)
+        try:
+            body = b"".join(read_limited(response, MAX_RESPONSE_BYTES, until=until))
+        finally:
+            response.close()
+    except httpx.HTTPError as exc:
+        raise TransportError(f"{request.method} {request.url.path} failed: {type(exc).__name__}") from None
+    if response.status_code in RETRIED_STATUSES:
+        raise RetryableResponse(to_http_response(response, body))
+    return response.status_code, body
 
 
 def describe_error(status: int, body: Any) -> str:

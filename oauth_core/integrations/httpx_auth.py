@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, AsyncGenerator, Dict, Generator, Iterable
 
 import httpx
 
-from ..core.errors import ConfigError, InteractionRequired, ResponseFormatError
+from ..core.errors import ConfigError, InteractionRequired, OAuthCoreError, ResponseFormatError
 from ..core.flows import APP_ACCOUNT, Scopes
 from ..core.scopes import normalize_scopes
 
@@ -132,10 +132,11 @@ class _TokenWanted:
     """A step of the flow: an access token with at least ``min_validity`` seconds left."""
 
     min_validity: float
+    claims: Optional[str] = None  # a claims challenge to answer: the token is asked for anew, with them
 
 
 _Step = Union[httpx.Request, _TokenWanted]
-_Reply = Union[httpx.Response, str]
+_Reply = Union[httpx.Response, str, OAuthCoreError]  # an error getting a token is thrown into the flow
 _Flow = Generator[_Step, _Reply, None]
 
 
@@ -232,7 +233,16 @@ class EntraAuth(httpx.Auth):
             return
         challenge = bearer_challenge(response.headers.get_list("www-authenticate"))
         if challenge is not None and ("claims" in challenge or challenge.get("error") == "insufficient_claims"):
-            raise _claims_challenge(challenge)
+            challenged = _claims_challenge(challenge)
+            if challenged.claims is None or not self._takes_claims():
+                raise challenged
+            try:  # one silent acquisition with the claims the API asked for, then one retry
+                fresh = yield from self._token(self.min_validity, str(challenged.claims))
+            except InteractionRequired as exc:
+                raise challenged from exc  # a person must sign in, passing these claims
+            request.headers["Authorization"] = f"Bearer {fresh}"
+            yield request
+            return
         fresh = yield from self._token(self.min_validity)
         if fresh == token:  # nobody has refreshed it since: force a refresh
             fresh = yield from self._token(FORCE_REFRESH)
@@ -240,10 +250,19 @@ class EntraAuth(httpx.Auth):
         yield request  # a second 401 goes back to the caller as it is
 
     @staticmethod
-    def _token(min_validity: float) -> Generator[_Step, _Reply, str]:
-        reply = yield _TokenWanted(min_validity)
+    def _token(min_validity: float, claims: Optional[str] = None) -> Generator[_Step, _Reply, str]:
+        reply = yield _TokenWanted(min_validity, claims)
+        if isinstance(reply, OAuthCoreError):
+            raise reply
         assert isinstance(reply, str)
         return reply
+
+    def _takes_claims(self) -> bool:
+        """Whether the client's ``get_token`` takes ``claims=`` (a managed identity's does not)."""
+        try:
+            return "claims" in inspect.signature(self._client.get_token).parameters
+        except (TypeError, ValueError):
+            return False
 
     @staticmethod
     def _send(request: httpx.Request) -> Generator[_Step, _Reply, httpx.Response]:
@@ -269,7 +288,10 @@ class EntraAuth(httpx.Auth):
         step = next(flow)
         while True:
             if isinstance(step, _TokenWanted):
-                reply: _Reply = self._sync_token(client, step.min_validity)
+                try:
+                    reply: _Reply = self._sync_token(client, step.min_validity, step.claims)
+                except OAuthCoreError as exc:
+                    reply = exc
             else:
                 reply = yield step
             try:
@@ -289,7 +311,10 @@ class EntraAuth(httpx.Auth):
         step = next(flow)
         while True:
             if isinstance(step, _TokenWanted):
-                reply: _Reply = await self._async_token(step.min_validity)
+                try:
+                    reply: _Reply = await self._async_token(step.min_validity, step.claims)
+                except OAuthCoreError as exc:
+                    reply = exc
             else:
                 reply = yield step
             try:
@@ -297,22 +322,24 @@ class EntraAuth(httpx.Auth):
             except StopIteration:
                 return
 
-    def _token_options(self) -> Dict[str, Any]:
-        # ``account`` only when one is named: managed identities have no accounts to choose from.
+    def _token_options(self, claims: Optional[str]) -> Dict[str, Any]:
+        # ``account`` and ``claims`` only when given: managed identities take neither.
         options: Dict[str, Any] = {"scopes": self.scopes}
         if self.account is not None:
             options["account"] = self.account
+        if claims is not None:
+            options["claims"] = claims
         return options
 
-    def _sync_token(self, client: Any, min_validity: float) -> str:
+    def _sync_token(self, client: Any, min_validity: float, claims: Optional[str] = None) -> str:
         # get_token renews a service principal's app-only token itself (client credentials).
-        return str(client.get_token(min_validity=min_validity, **self._token_options()).access_token)
+        return str(client.get_token(min_validity=min_validity, **self._token_options(claims)).access_token)
 
-    async def _async_token(self, min_validity: float) -> str:
+    async def _async_token(self, min_validity: float, claims: Optional[str] = None) -> str:
         client = self._client
         if not _is_async_client(client):
-            return self._sync_token(client, min_validity)
-        tokens = await client.get_token(min_validity=min_validity, **self._token_options())
+            return self._sync_token(client, min_validity, claims)
+        tokens = await client.get_token(min_validity=min_validity, **self._token_options(claims))
         return str(tokens.access_token)
 
 
