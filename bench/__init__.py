@@ -16,4 +16,10 @@ seconds) from the repository root after ``pip install -e '.[bench]'``. Modules:
 ``identity``     the default chain on a host without managed identity, and managed identity token
                  latency, beside azure-identity and MSAL (``python -m bench.identity``; the
                  clients run in ``identity_worker`` processes)
+``cache_scaling`` a silent cache hit with 1, 100 and 1000 accounts cached: memory, file and Redis
+                 caches beside MSAL's ``acquire_token_silent`` (``python -m bench.cache_scaling``)
+``fleet``        N processes sharing one user's token across its expiries, 50 ms token endpoint:
+                 refreshes per expiry, the expiry-crossing call's latency, L1/L2 hits; file and
+                 Redis caches beside MSAL (``python -m bench.fleet``; the processes run
+                 ``fleet_worker``; ``redis_server`` starts a private ``redis-server``)
 """

@@ -122,6 +122,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         AsyncManagedIdentity as AsyncManagedIdentity,
         ManagedIdentity as ManagedIdentity,
     )
+    from .drivers.redis_store import (
+        RedisTokenCache as RedisTokenCache,
+    )
     from .drivers.retry import (
         RetryPolicy as RetryPolicy,
     )
@@ -176,6 +179,7 @@ _LAZY = {
     "OAuthError": "core.errors",
     "PendingAuthorization": "core.authorize",
     "RedirectError": "core.errors",
+    "RedisTokenCache": "drivers.redis_store",
     "ResponseFormatError": "core.errors",
     "RetryPolicy": "drivers.retry",
     "SecurityCheckError": "core.errors",
@@ -275,6 +279,7 @@ __all__ = [
     "OAuthError",
     "PendingAuthorization",
     "RedirectError",
+    "RedisTokenCache",
     "ResourceNotPermitted",
     "ResponseFormatError",
     "RetryPolicy",

@@ -54,6 +54,13 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
         default=default(False),
         help="keep tokens in memory only (default: the 0600 token cache in the state directory)",
     )
+    group.add_argument(
+        "--cache",
+        default=default(None),
+        metavar="SPEC",
+        help="the token cache: file (default: the 0600 file in the state directory), memory, or a "
+        "redis:// or rediss:// URL shared by a fleet (env OAUTH_CORE_CACHE)",
+    )
     group.add_argument("--account", default=default(None), help="which cached account to use (username or account id)")
     group.add_argument(
         "--claims",

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # imported by the functions that need them: start-up stays li
 
 __all__ = [
     "authority_host",
+    "cache_spec",
     "check_cache",
     "check_not_blank",
     "claims_of",
@@ -97,12 +98,38 @@ def trusted_hosts(args: argparse.Namespace) -> List[str]:
     return [*(args.allow_authority_host or []), *from_env]
 
 
-def open_cache(args: argparse.Namespace) -> TokenCache:
-    """The 0600 token cache in the state directory, or a memory cache with --no-cache."""
-    from ..drivers.files import state_dir
-    from ..drivers.stores import FileTokenCache, MemoryTokenCache
+def cache_spec(args: argparse.Namespace) -> str:
+    """Which cache: ``file``, ``memory`` or a Redis URL (--cache, else OAUTH_CORE_CACHE; --no-cache is memory)."""
+    given = getattr(args, "cache", None)
+    if getattr(args, "no_cache", False):
+        if given is not None and given.strip() != "memory":
+            raise UsageError("--no-cache and --cache say different things: give one of them")
+        return "memory"
+    spec = given.strip() if given is not None else (read_env("OAUTH_CORE_CACHE") or "file")
+    if spec in ("file", "memory") or spec.startswith(("redis://", "rediss://")):
+        return spec
+    from ..drivers.redis_codec import redact_url
 
-    return MemoryTokenCache() if args.no_cache else FileTokenCache(state_dir() / "tokens.json")
+    source = "--cache" if given is not None else "OAUTH_CORE_CACHE"
+    raise UsageError(f"{source} is file, memory or a redis:// or rediss:// URL, not {redact_url(spec)!r}")
+
+
+def open_cache(args: argparse.Namespace) -> TokenCache:
+    """The cache --cache (or OAUTH_CORE_CACHE) names: the 0600 token cache in the state directory
+    (``file``, the default), ``memory`` (also --no-cache), or Redis at a ``redis://``/``rediss://`` URL."""
+    spec = cache_spec(args)
+    if spec == "memory":
+        from ..drivers.stores import MemoryTokenCache
+
+        return MemoryTokenCache()
+    if spec == "file":
+        from ..drivers.files import state_dir
+        from ..drivers.stores import FileTokenCache
+
+        return FileTokenCache(state_dir() / "tokens.json")
+    from ..drivers.redis_store import RedisTokenCache
+
+    return RedisTokenCache(spec)
 
 
 def make_client(

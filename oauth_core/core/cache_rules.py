@@ -17,12 +17,12 @@ and no file touched while a request is on the wire.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .cache_index import index_of as _index
 from .cache_keys import (
     APP_ACCOUNT as APP_ACCOUNT,
     CacheScope as CacheScope,
@@ -32,8 +32,8 @@ from .cache_keys import (
     tenant_key as tenant_key,
     tokens_key as tokens_key,
 )
-from .claims import unverified_claims
-from .errors import CacheError, ConfigError, TokenDecodeError
+from .claims import LazyClaims
+from .errors import CacheError, ConfigError
 from .protocol import TokenSet
 
 __all__ = [
@@ -245,30 +245,16 @@ def store_for(state: State, where: CacheScope, tokens: TokenSet, requested: Sequ
 
 
 def token_set_of(entry: CacheEntry) -> TokenSet:
-    """A cached entry as the :class:`TokenSet` callers get (its claims decoded when it is a JWT)."""
-    decoded = _decoded_claims(entry.access_token)
-    claims = _copied(decoded) if decoded is not None else None  # callers may change theirs
+    """A cached entry as the :class:`TokenSet` callers get; its claims are decoded only when read."""
+    token = entry.access_token
     return TokenSet(
-        access_token=entry.access_token,
+        access_token=token,
         token_type=entry.token_type,
         scopes=entry.scopes,
         expires_at=entry.expires_at,
         refresh_at=entry.refresh_at,
-        claims=claims,
+        claims=LazyClaims(token) if token.count(".") == 2 else None,
     )
-
-
-def _copied(claims: Mapping[str, Any]) -> Dict[str, Any]:
-    """Claims as a fresh dict, their lists and objects copied too (JWT claims nest shallowly)."""
-    return {k: list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v for k, v in claims.items()}
-
-
-@functools.lru_cache(maxsize=256)  # every cache hit would decode the same few tokens again
-def _decoded_claims(access_token: str) -> Optional[Dict[str, Any]]:
-    try:
-        return unverified_claims(access_token)
-    except TokenDecodeError:
-        return None
 
 
 def _username(claims: Optional[Mapping[str, Any]], id_claims: Optional[Mapping[str, Any]]) -> Optional[str]:
@@ -304,10 +290,11 @@ def key_of(state: State, where: CacheScope, account: str, scopes: Sequence[str])
 def _superset(state: State, where: CacheScope, account: str, scopes: Sequence[str]) -> Any:
     """The longest-lived access token of ``account`` whose scopes include all of ``scopes``, or None."""
     wanted = set(scope_key(scopes).split(" "))
-    prefix = "|".join((where.host, where.tenant, where.client_id, account)) + "|"
+    prefix = "|".join((where.host, where.tenant, where.client_id, account))
     best: Any = None
-    for key, record in state["access_tokens"].items():
-        if not key.startswith(prefix) or not isinstance(record, dict):
+    for key in _index(state).keys_of.get(prefix, ()):
+        record = state["access_tokens"].get(key)
+        if not isinstance(record, dict):
             continue
         held = record.get("scope_key")
         if isinstance(held, str) and wanted <= set(held.split(" ")):
@@ -362,9 +349,9 @@ def find_refresh_token(state: State, where: CacheScope, account: str) -> Optiona
 
 def accounts(state: State, where: Optional[CacheScope] = None) -> List[Dict[str, Any]]:
     """The accounts the cache knows (all, or those of one host and client), without secrets."""
-    found = [dict(v) for v in state["accounts"].values() if isinstance(v, dict) and isinstance(v.get("account"), str)]
     if where is not None:
-        found = [a for a in found if a.get("host") == where.host and a.get("client_id") == where.client_id]
+        return [dict(a) for a in _index(state).by_client.get((where.host, where.client_id), ())]
+    found = [dict(v) for v in state["accounts"].values() if isinstance(v, dict) and isinstance(v.get("account"), str)]
     return sorted(found, key=lambda a: (str(a.get("username")), str(a.get("account"))))
 
 
@@ -374,10 +361,10 @@ def resolve_account(state: State, where: CacheScope, wanted: Optional[str]) -> O
     Raises:
         ConfigError: several accounts match and none was named.
     """
-    known = accounts(state, where)
+    index = _index(state)
     if wanted is not None:
-        match = [a["account"] for a in known if wanted in (a.get("account"), a.get("username"))]
-        return str(match[0]) if match else None
+        return index.named.get((where.host, where.client_id, wanted))
+    known = index.by_client.get((where.host, where.client_id), [])
     if len(known) > 1:
         names = ", ".join(str(a.get("username") or a.get("account")) for a in known)
         raise ConfigError(f"several accounts are signed in ({names}): name one with account= / --account")

@@ -13,11 +13,12 @@ import json
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import ConfigError, SignatureVerificationError, TokenDecodeError, UnknownSigningKey
 
 __all__ = [
+    "LazyClaims",
     "TokenInfo",
     "decode_claims",
     "inspect_token",
@@ -244,3 +245,38 @@ def verify_signature(
     except (jwt.PyJWTError, ValueError, TypeError, NotImplementedError) as exc:
         raise SignatureVerificationError(f"JWT signature check failed: {type(exc).__name__}") from exc
     return str(kid)
+
+
+class LazyClaims(Mapping[str, Any]):
+    """A cached token's claims, decoded (unverified) the first time they are read.
+
+    A cache hit builds the :class:`TokenSet` without decoding the access token: callers that read
+    ``tokens.claims`` pay for the decode, once; the others never do. A token that does not decode
+    reads as no claims.
+    """
+
+    __slots__ = ("_decoded", "_token")
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+        self._decoded: Optional[Dict[str, Any]] = None
+
+    def _claims(self) -> Dict[str, Any]:
+        if self._decoded is None:
+            try:
+                self._decoded = unverified_claims(self._token)
+            except TokenDecodeError:
+                self._decoded = {}
+        return self._decoded
+
+    def __getitem__(self, name: str) -> Any:
+        return self._claims()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._claims())
+
+    def __len__(self) -> int:
+        return len(self._claims())
+
+    def __repr__(self) -> str:
+        return repr(self._claims())

@@ -92,7 +92,7 @@ class AsyncEngine(Engine[httpx.AsyncClient]):
             if isinstance(step, Check):
                 return await self._cache_work(self.cache.check_usable)
             if isinstance(step, Load):
-                return await self._cache_work(self.cache.snapshot)
+                return await self._cache_work(self.cache.latest)
             if isinstance(step, Save):
                 return await self._cache_work(functools.partial(self.cache.save, step.apply))
             if isinstance(step, ReadArcKey):

@@ -27,8 +27,9 @@ import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional, TypeVar
+from typing import Callable, Dict, Iterator, Optional, Tuple, TypeVar
 
 from ..core.cache_rules import (
     CacheEntry as CacheEntry,
@@ -155,8 +156,18 @@ class TokenCache:
     # -- reading and changing ----------------------------------------------------------------
 
     def snapshot(self) -> State:
-        """The current state, read without any lock. Treat it as read-only."""
+        """The current state, read without any lock. Treat it as read-only.
+
+        The fast path of ``get_token`` reads this: a cache with a local copy in front of a shared
+        store (Redis) answers from the copy.
+        """
         return self._load()
+
+    def latest(self) -> State:
+        """The state as the shared store holds it now (flows read this after taking an entry's
+        lock, to pick up a refresh another process just made). The same as :meth:`snapshot` for
+        caches without a local copy."""
+        return self.snapshot()
 
     def check_usable(self) -> None:
         """Raise :class:`CacheError` unless the cache can be read and written now.
@@ -277,12 +288,30 @@ class FileTokenCache(TokenCache):
         self.max_bytes = size_cap(max_bytes, MAX_BYTES_ENV, DEFAULT_MAX_BYTES)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._entry_lock_dir = self.path.with_name(self.path.name + ".locks")
+        # The last state read, and the file's identity then: a hit re-reads only what changed.
+        self._seen: Optional[Tuple[Tuple[int, int, int, int], State]] = None
 
     def _new_throttle(self) -> ThrottleMemory:
         """Kept in ``<cache>.throttle`` too, for the next process (rewritten under the cache's lock)."""
         return FileThrottleMemory(self.path.with_name(self.path.name + ".throttle"), self._exclusive)
 
     def _load(self) -> State:
+        """The file's state: the one read last while the file is unchanged (same inode, size,
+        mtime and ctime, and not changed in the last :data:`SETTLE_SECONDS`), else read again."""
+        seen = self._seen
+        if seen is not None:
+            try:
+                info = os.stat(self.path, follow_symlinks=False)
+            except OSError:
+                info = None
+            if info is not None and _signature(info) == seen[0] and time.time() - info.st_mtime > SETTLE_SECONDS:
+                check_private_file(info, self.path, what="the token cache", error=CacheError)
+                return seen[1]
+        self._seen = None
+        state = self._read()
+        return state
+
+    def _read(self) -> State:
         found = read_private_bytes(
             self.path, max_bytes=self.max_bytes, what="the token cache", error=CacheError, check_mode=False
         )
@@ -292,6 +321,7 @@ class FileTokenCache(TokenCache):
         state = _parsed(data, str(self.path))
         # The mode is checked after the content: deleting a damaged file fixes both at once.
         check_private_file(info, self.path, what="the token cache", error=CacheError)
+        self._seen = (_signature(info), state)
         return state
 
     def _store(self, state: State) -> None:
@@ -306,6 +336,7 @@ class FileTokenCache(TokenCache):
                 f"the token cache {str(self.path)!r} would grow to {size} bytes, more than its cap of {self.max_bytes}",
                 f"sign out of accounts no longer used, or raise the cap (max_bytes= or {MAX_BYTES_ENV})",
             )
+        self._seen = None
         write_private(self.path, text, error=CacheError)
 
     @contextlib.contextmanager
@@ -338,6 +369,14 @@ class FileTokenCache(TokenCache):
         with contextlib.suppress(FileNotFoundError):
             os.close(_open_lock(self._lock_path, "the token cache's lock file", create=False))
         self._load()
+
+
+SETTLE_SECONDS = 0.1  # a file changed more recently is read again: two writes may share an mtime tick
+
+
+def _signature(info: os.stat_result) -> Tuple[int, int, int, int]:
+    """What changes whenever the file does: inode (writes replace the file), size, mtime, ctime."""
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def _open_lock(path: Path, what: str, *, create: bool) -> int:

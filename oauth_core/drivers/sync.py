@@ -95,7 +95,7 @@ class SyncEngine(Engine[httpx.Client]):
                 ) as watch:  # refused unsent inside a throttling window
                     return watch.seen(send_with_retry(self._http, step, self.retry).response)
             if isinstance(step, Load):
-                return self.cache.snapshot()
+                return self.cache.latest()
             if isinstance(step, Save):
                 return self.cache.save(step.apply)
             if isinstance(step, Check):

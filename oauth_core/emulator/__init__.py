@@ -83,10 +83,12 @@ class Emulator:
         idle_timeout: seconds an idle keep-alive connection, or one still sending its request
             (or TLS handshake), stays open.
         max_connections: open connections at most; the oldest idle one makes room for a new one.
+        request_log: a file to append every request to, one JSON line each with no secret (time,
+            endpoint, grant type, client id, status; see :mod:`.requestlog`); created 0600.
 
     Raises:
-        ConfigError: cryptography is missing, ``host`` is not a loopback address, or a pool size
-            or timeout is not positive.
+        ConfigError: cryptography is missing, ``host`` is not a loopback address, a pool size
+            or timeout is not positive, or (on start) the request log cannot be opened.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class Emulator:
         workers: int = 16,
         idle_timeout: float = 5.0,
         max_connections: int = 1000,
+        request_log: Optional[str] = None,
     ) -> None:
         _require_crypto()
         if workers < 1 or max_connections < 1 or not idle_timeout > 0:
@@ -112,6 +115,7 @@ class Emulator:
         self._tls = tls
         self._ca_dir = ca_dir
         self._clock = clock
+        self.request_log = request_log
         self._server: Optional[EmulatorServer] = None
         self._temp_dir: Optional[str] = None
         self._last_log: List[RequestRecord] = []
@@ -136,6 +140,7 @@ class Emulator:
             workers=self._workers,
             idle_timeout=self._idle_timeout,
             max_connections=self._max_connections,
+            request_log=self.request_log,
         )
         if tls is not None:
             self.ca_bundle, self._temp_dir = tls.ca_bundle, tls.temp_dir

@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="inject a fault, e.g. token:429x3:retry-after=1, token:503x2, token:delay=2.5, token:drop-after, "
         "token:truncate, token:html=502 (repeatable)",
     )
+    parser.add_argument(
+        "--request-log",
+        metavar="FILE",
+        help="append every request to FILE as one JSON line (time, endpoint, grant type, client id, status; "
+        "no secret), created 0600",
+    )
     parser.add_argument("--token-lifetime", type=int, metavar="SECONDS", help="fixed access-token lifetime")
     parser.add_argument(
         "--federated-token-file",
@@ -140,6 +146,8 @@ def _describe(emu: Emulator, faults: List[FaultSpec]) -> List[str]:
         lines.append("  refresh:    a rotated refresh token is revoked (--revoke-rotated-refresh-tokens; not Entra)")
     for spec in faults:
         lines.append(f"  fault:      {spec.endpoint}: {spec.fault.kind} x{spec.times}")
+    if emu.request_log:
+        lines.append(f"  requests:   logged to {emu.request_log} (one JSON line each, no secrets)")
     if emu.ca_bundle:
         lines.append(f"  CA bundle:  {emu.ca_bundle}")
         lines.append(f"  trust it:   SSL_CERT_FILE={emu.ca_bundle} (requests: REQUESTS_CA_BUNDLE={emu.ca_bundle})")
@@ -196,7 +204,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     """
     config = _config(args)
     faults = [parse_fault_spec(spec) for spec in args.fault]
-    emu = Emulator(config, port=args.port, tls=args.tls, host=args.listen, ca_dir=args.ca_dir)
+    emu = Emulator(
+        config, port=args.port, tls=args.tls, host=args.listen, ca_dir=args.ca_dir, request_log=args.request_log
+    )
     with emu:
         for spec in faults:
             emu.inject(spec.endpoint, spec.fault, times=spec.times)

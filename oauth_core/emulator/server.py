@@ -29,6 +29,7 @@ from .app import IDENTITY_ENDPOINTS, App, grant_type_of, route
 from .faults import FAULT_ENDPOINTS, Fault, FaultQueue, fault_response
 from .keys import tls_material
 from .pool import CLOSE, KEEP, Conn, Deferred, Outcome, Pool
+from .requestlog import RequestLog, client_id_of, log_line
 from .wire import MAX_BODY, Request, RequestRecord, Response
 
 __all__ = ["EmulatorServer", "TlsFiles", "make_tls"]
@@ -238,6 +239,8 @@ class EmulatorServer:
 
     ``workers``, ``idle_timeout`` and ``max_connections`` size the pool (:mod:`.pool`): idle or
     half-sent connections are closed after ``idle_timeout`` seconds and never hold a worker.
+    ``request_log`` is a file where every request is also appended as one JSON line, with no
+    secret (:mod:`.requestlog`).
     """
 
     def __init__(
@@ -250,6 +253,7 @@ class EmulatorServer:
         workers: int = 16,
         idle_timeout: float = 5.0,
         max_connections: int = 1000,
+        request_log: Optional[str] = None,
     ) -> None:
         self.app = app
         self.tls = tls
@@ -263,7 +267,9 @@ class EmulatorServer:
         self.port: int = listener.getsockname()[1]
         self.scheme = "https" if tls else "http"
         self.origin = f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{self.port}"
+        self._log_file: Optional[RequestLog] = None
         try:
+            self._log_file = RequestLog(request_log) if request_log is not None else None
             self._pool = Pool(
                 listener,
                 lambda conn, raw: _Handler(conn, raw, self).run(),
@@ -275,6 +281,8 @@ class EmulatorServer:
             )
         except BaseException:
             listener.close()
+            if self._log_file is not None:
+                self._log_file.close()
             raise
         self._started = False
 
@@ -287,6 +295,10 @@ class EmulatorServer:
     def stop(self) -> None:
         """Stop serving, close the listening socket and every open connection."""
         self._pool.stop()
+        with self._lock:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
 
     def stats(self) -> Dict[str, int]:
         """How many connections are open and how many workers are idle."""
@@ -305,8 +317,16 @@ class EmulatorServer:
         params = request.query if request is not None and endpoint in IDENTITY_ENDPOINTS else ()
         names = tuple(dict.fromkeys(k for k, _ in request.headers)) if request is not None else ()
         entry = RequestRecord(method, path, endpoint, grant_type, status, self.app.service.clock(), params, names)
+        line = None
+        if self._log_file is not None:
+            client_id = client_id_of(request)
+            line = log_line(
+                at=entry.at, method=method, endpoint=endpoint, grant_type=grant_type, status=status, client_id=client_id
+            )
         with self._lock:
             self.records.append(entry)
+            if line is not None and self._log_file is not None:
+                self._log_file.write(line)
 
     def snapshot(self) -> List[RequestRecord]:
         """A copy of the request log."""
