@@ -135,9 +135,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .drivers.sync import (
         EntraClient as EntraClient,
     )
+    from .integrations.azure_core import (
+        AsyncAzureCoreCredential as AsyncAzureCoreCredential,
+        AzureCoreCredential as AzureCoreCredential,
+    )
     from .integrations.databricks import (
         DatabricksAuth as DatabricksAuth,
         workspace_tenant as workspace_tenant,
+    )
+    from .integrations.databricks_sdk import (
+        DatabricksCredentials as DatabricksCredentials,
     )
     from .integrations.httpx_auth import (
         EntraAuth as EntraAuth,
@@ -224,17 +231,22 @@ _LAZY = {
     "FederationError": "core.wstrust_errors",
     "FederatedSignInFailed": "core.wstrust_errors",
     "FederationNotSupported": "core.wstrust_errors",
+    "AzureCoreCredential": "integrations.azure_core",
+    "AsyncAzureCoreCredential": "integrations.azure_core",
+    "DatabricksCredentials": "integrations.databricks_sdk",
     "workspace_tenant": "integrations.databricks",
 }
 
 __all__ = [
     "AADSTS",
     "AccessDenied",
+    "AsyncAzureCoreCredential",
     "AsyncEntraClient",
     "AsyncManagedIdentity",
     "Authority",
     "AuthorizationDeclined",
     "AuthorizationPending",
+    "AzureCoreCredential",
     "BadVerificationCode",
     "CacheError",
     "CiOidcToken",
@@ -243,6 +255,7 @@ __all__ = [
     "CredentialUnavailable",
     "DATABRICKS_SCOPE",
     "DatabricksAuth",
+    "DatabricksCredentials",
     "DefaultCredential",
     "DeviceCode",
     "EntraAuth",

@@ -1,4 +1,4 @@
-"""The layers' arrows, read from the source: edges (cli, integrations, benchmark) -> drivers -> core.
+"""The layers' arrows, read from the source: edges (cli, integrations, benchmark, testing) -> drivers -> core.
 
 Every ``import`` and ``from ... import`` in the package is found with :mod:`ast`, at any depth
 (function-level and ``TYPE_CHECKING`` imports count too), resolved to an absolute module name and
@@ -20,17 +20,23 @@ import oauth_core
 PACKAGE_DIR = Path(oauth_core.__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent
 MAX_LINES = 500
-LAYERS = ("core", "drivers", "integrations", "cli", "benchmark", "emulator")
+LAYERS = ("core", "drivers", "integrations", "cli", "benchmark", "emulator", "testing")
 # What each layer must not import (layer names, or the top-level names of third-party packages).
 FORBIDDEN: Dict[str, FrozenSet[str]] = {
-    "core": frozenset({"root", "drivers", "integrations", "cli", "benchmark", "emulator", "httpx", "tenacity"}),
-    "drivers": frozenset({"root", "integrations", "cli", "benchmark", "emulator"}),
-    "integrations": frozenset({"cli", "benchmark", "emulator"}),
-    "benchmark": frozenset({"cli", "integrations", "emulator"}),
-    "emulator": frozenset({"drivers", "integrations", "cli", "benchmark"}),
-    "root": frozenset({"cli", "benchmark", "emulator"}),
-    "cli": frozenset(),
+    "core": frozenset(
+        {"root", "drivers", "integrations", "cli", "benchmark", "emulator", "testing", "httpx", "tenacity"}
+    ),
+    "drivers": frozenset({"root", "integrations", "cli", "benchmark", "emulator", "testing"}),
+    "integrations": frozenset({"cli", "benchmark", "emulator", "testing"}),
+    "benchmark": frozenset({"cli", "integrations", "emulator", "testing"}),
+    "emulator": frozenset({"drivers", "integrations", "cli", "benchmark", "testing"}),
+    "root": frozenset({"cli", "benchmark", "emulator", "testing"}),
+    "cli": frozenset({"testing"}),
+    # the pytest plugin (an edge beside the emulator): core, drivers, the emulator and the package root
+    "testing": frozenset({"cli", "integrations", "benchmark"}),
 }
+# The layers that may import the emulator.
+EMULATOR_USERS = frozenset({"cli", "testing"})
 
 
 def _module_name(path: Path) -> str:
@@ -93,8 +99,8 @@ def violations(source: str, module: str, is_package: bool, shown_as: str) -> Lis
             continue
         if target_layer in FORBIDDEN.get(own, frozenset()):
             found[line, target_layer] = f"{own} must not import {target_layer}"
-        elif target_layer == "emulator" and own != "cli":
-            found[line, target_layer] = "only cli may import the emulator"
+        elif target_layer == "emulator" and own not in EMULATOR_USERS:
+            found[line, target_layer] = "only cli and testing may import the emulator"
         else:
             continue
         found[line, target_layer] = f"{shown_as}:{line}: {module} imports {target} ({found[line, target_layer]})"
@@ -134,6 +140,11 @@ def test_imports_follow_the_arrows() -> None:
         ("oauth_core.integrations.x", "from ..benchmark import Grant\n", "integrations must not import benchmark"),
         ("oauth_core.benchmark.x", "from ...emulator import Emulator\n", "benchmark must not import emulator"),
         ("oauth_core.emulator.x", "from ..drivers.sync import fetch\n", "emulator must not import drivers"),
+        ("oauth_core.testing.x", "from ..cli import main\n", "testing must not import cli"),
+        ("oauth_core.testing.x", "from ..integrations import EntraAuth\n", "testing must not import integrations"),
+        ("oauth_core.cli.x", "from ..testing.fixture import EntraEmulator\n", "cli must not import testing"),
+        ("oauth_core.drivers.x", "from oauth_core import testing\n", "drivers must not import testing"),
+        ("oauth_core.x", "from .testing import EntraEmulator\n", "root must not import testing"),
     ],
 )
 def test_the_checker_sees_a_wrong_arrow(module: str, source: str, says: str) -> None:
@@ -151,6 +162,8 @@ def test_the_checker_allows_the_right_arrows() -> None:
         ("oauth_core.emulator.x", "from ..core.pkce import values_match\n"),
         ("oauth_core.drivers.x", "from .. import __version__\n"),
         ("oauth_core.__main__", "from .cli import main\n"),
+        ("oauth_core.testing.x", "from ..emulator import Emulator\nfrom ..core.errors import ConfigError\n"),
+        ("oauth_core.testing.x", "from ..drivers.sync import EntraClient\nfrom .. import EntraClient\n"),
     ]
     for module, source in allowed:
         assert violations(source, module, False, "x.py") == [], module

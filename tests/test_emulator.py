@@ -1129,7 +1129,7 @@ def test_config_from_file(tmp_path: Path, cert: Dict[str, Any]) -> None:
     config = EmulatorConfig.from_file(str(path))
     assert config.token_lifetime == 1234 and config.users[0].username == "zoe@contoso.onmicrosoft.com"
     assert config.clients[0].certificates == (cert["pem"],) and config.clients[0].is_confidential
-    assert config.tenant_id == TENANT and len(config.resources) == 4
+    assert config.tenant_id == TENANT and len(config.resources) == 7
     path.write_text(json.dumps({"tenant": "x"}))
     with pytest.raises(ConfigError, match="unknown key"):
         EmulatorConfig.from_file(str(path))

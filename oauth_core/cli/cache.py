@@ -8,9 +8,9 @@ import time
 from typing import Any, Dict, List, Mapping, TextIO
 
 from .identities import add_identity_options, identity_kind, make_credential, print_explanation
-from .output import print_tokens, safe
+from .output import TOKEN_OUTPUTS, print_token_as, safe
 from .settings import authority_host, claims_of, client_id, make_client, open_cache, tenant
-from .usage import AddCommand, seconds_left
+from .usage import AddCommand, UsageError, seconds_left
 
 __all__ = ["add_cache_commands", "cmd_accounts", "cmd_logout", "cmd_token"]
 
@@ -25,6 +25,13 @@ def add_cache_commands(command: AddCommand) -> None:
         metavar="S",
         help="seconds the token must still be valid (default 300)",
     )
+    sub.add_argument(
+        "--output",
+        choices=TOKEN_OUTPUTS,
+        default=None,
+        help="plain: the token alone (default); json: as --json; exec-credential: a Kubernetes ExecCredential "
+        "for a kubeconfig exec entry; az: the JSON of az account get-access-token",
+    )
     add_identity_options(sub)
 
     command("accounts", "List the accounts and token scope sets the cache holds (no secrets).")
@@ -35,18 +42,24 @@ def add_cache_commands(command: AddCommand) -> None:
 
 def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Print a valid access token from the cache (refreshed silently when needed), or from the
-    credential of the place (--managed-identity, --workload-identity, --auto)."""
+    credential of the place (--managed-identity, --workload-identity, --auto), as --output says."""
+    output = _token_output(args)
     kind = identity_kind(args)
     if kind is not None:
         tokens = _place_token(args, kind, err)
     else:
         with make_client(args) as client:
             tokens = client.get_token(min_validity=args.min_validity, account=args.account, claims=claims_of(args))
-    if args.json:
-        print_tokens(tokens, True, out)
-    else:
-        out.write(safe(tokens.access_token) + "\n")
+    print_token_as(tokens, output, out)
     return 0
+
+
+def _token_output(args: argparse.Namespace) -> str:
+    """--output (default plain); --json means --output json, and goes with no other output."""
+    output: str = args.output or ("json" if args.json else "plain")
+    if args.json and output != "json":
+        raise UsageError(f"--json means --output json: give --output {output} or --json, not both")
+    return output
 
 
 def _place_token(args: argparse.Namespace, kind: str, err: TextIO) -> Any:

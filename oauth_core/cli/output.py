@@ -14,7 +14,22 @@ from .hints import shell_hint
 if TYPE_CHECKING:
     from ..core.protocol import TokenSet
 
-__all__ = ["print_tokens", "report", "safe", "setup_logging", "unsaved", "when"]
+__all__ = [
+    "TOKEN_OUTPUTS",
+    "az_access_token",
+    "exec_credential",
+    "print_token_as",
+    "print_tokens",
+    "report",
+    "safe",
+    "setup_logging",
+    "unsaved",
+    "when",
+]
+
+# ``token --output``: the bare token, our JSON, kubectl's exec credential, az's get-access-token.
+TOKEN_OUTPUTS = ("plain", "json", "exec-credential", "az")
+EXEC_CREDENTIAL_API = "client.authentication.k8s.io/v1"
 
 
 def when(epoch: float, now: float) -> str:
@@ -56,6 +71,53 @@ def print_tokens(tokens: TokenSet, as_json: bool, out: TextIO) -> None:
         out.write("Refresh token: none (user grants need offline_access; app-only tokens never have one)\n\n")
     out.write(f"Expires: {when(tokens.expires_at, now)}\n")
     out.write(f"Scopes:  {safe(' '.join(tokens.scopes))}\n")
+
+
+def exec_credential(tokens: TokenSet) -> Dict[str, Any]:
+    """A Kubernetes ``ExecCredential`` (``client.authentication.k8s.io/v1``) for a kubeconfig ``exec:`` entry.
+
+    ``status.expirationTimestamp`` is RFC 3339 in UTC to the second (rounded down, as metav1.Time
+    writes it); ``spec`` is the transport's input, which kubectl ignores in the answer: it is
+    written as a plugin that never prompts would see it.
+    """
+    expires = datetime.fromtimestamp(int(tokens.expires_at), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "kind": "ExecCredential",
+        "apiVersion": EXEC_CREDENTIAL_API,
+        "spec": {"interactive": False},
+        "status": {"token": tokens.access_token, "expirationTimestamp": expires},
+    }
+
+
+def az_access_token(tokens: TokenSet) -> Dict[str, Any]:
+    """What ``az account get-access-token`` prints, for scripts written for it.
+
+    ``expiresOn`` is local time as az writes it (``YYYY-MM-DD HH:MM:SS.ffffff``), ``expires_on``
+    epoch seconds, ``tenant`` the token's ``tid`` (None when it has none). ``subscription`` is left
+    out, as az leaves it out when asked for a tenant's token: there is no subscription here.
+    """
+    expires_on = int(tokens.expires_at)
+    tenant = tokens.claims.get("tid") if tokens.claims is not None else None
+    token_type = tokens.token_type or "Bearer"
+    return {
+        "accessToken": tokens.access_token,
+        "expiresOn": datetime.fromtimestamp(expires_on).strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "expires_on": expires_on,
+        "tenant": tenant if isinstance(tenant, str) else None,
+        "tokenType": "Bearer" if token_type.lower() == "bearer" else token_type,
+    }
+
+
+def print_token_as(tokens: TokenSet, output: str, out: TextIO) -> None:
+    """The access token in one of :data:`TOKEN_OUTPUTS` (JSON is ASCII: nothing reaches the terminal raw)."""
+    if output == "json":
+        print_tokens(tokens, True, out)
+    elif output == "exec-credential":
+        out.write(json.dumps(exec_credential(tokens)) + "\n")
+    elif output == "az":  # as az prints it: sorted keys, two-space indent
+        out.write(json.dumps(az_access_token(tokens), indent=2, sort_keys=True) + "\n")
+    else:
+        out.write(safe(tokens.access_token) + "\n")
 
 
 def unsaved(exc: TokensNotSaved, out: TextIO, err: TextIO) -> int:

@@ -4,7 +4,9 @@ It serves the v2.0 endpoints of one tenant on a loopback address (discovery, JWK
 a sign-in page, token with its grants including on-behalf-of and federated client assertions,
 device code), the managed identity sources (IMDS, App Service, Azure Arc, Cloud Shell, Azure ML,
 Service Fabric with TLS), OIDC issuers for workload identity federation and a stand-in AD FS for
-federated users (user realm, MEX, WS-Trust 1.3/2005, SAML bearer grants); it mints RS256 tokens
+federated users (user realm, MEX, WS-Trust 1.3/2005, SAML bearer grants) and a stand-in Azure
+Databricks workspace (host metadata, SCIM ``Me``, the clusters list: :mod:`.workspace`); the
+default tenant has the Microsoft first-party APIs (:mod:`.resources`); it mints RS256 tokens
 shaped like Entra's, and answers errors with Entra's bodies, headers and AADSTS codes
 (``shared/entra-protocol.md``, ``entra-protocol-2.md``). Faults can be injected per endpoint. Usage::
 

@@ -3,7 +3,8 @@
 :meth:`App.handle` is the whole service as a function; the socket server in :mod:`.server` only
 parses HTTP and applies injected faults around it. Discovery, JWKS, instance discovery and user
 realm follow entra-protocol.md §1.3-1.5; the flows live in :mod:`.authorize`, :mod:`.device`
-and :mod:`.grants`, the stand-in AD FS (user realm, MEX, WS-Trust) in :mod:`.wstrust`.
+and :mod:`.grants`, the stand-in AD FS (user realm, MEX, WS-Trust) in :mod:`.wstrust`, the
+stand-in Azure Databricks workspace in :mod:`.workspace`.
 """
 
 from __future__ import annotations
@@ -33,9 +34,18 @@ from .wire import (
     split_url,
     timestamp,
 )
+from .workspace import WORKSPACE_ENDPOINTS, workspace_endpoint
 from .wstrust import userrealm_body, wstrust_endpoint
 
-__all__ = ["ENDPOINTS", "FEDERATION_ENDPOINTS", "IDENTITY_ENDPOINTS", "WSTRUST_ENDPOINTS", "App", "route"]
+__all__ = [
+    "ENDPOINTS",
+    "FEDERATION_ENDPOINTS",
+    "IDENTITY_ENDPOINTS",
+    "WORKSPACE_ENDPOINTS",
+    "WSTRUST_ENDPOINTS",
+    "App",
+    "route",
+]
 
 CONSUMERS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 ENDPOINTS = ("authorize", "token", "devicecode", "devicelogin", "discovery", "keys", "instance", "userrealm")
@@ -64,6 +74,11 @@ _ROUTES: Tuple[Tuple[str, re.Pattern[str]], ...] = (
     ("federation_mint", re.compile(r"^/federation/([^/]+)/mint$")),
     ("mex", re.compile(r"^/adfs/services/trust/mex$")),
     ("usernamemixed", re.compile(r"^/adfs/services/trust/(13|2005)/usernamemixed$")),
+    # the stand-in Azure Databricks workspace (.workspace)
+    ("workspace_config", re.compile(r"^/\.well-known/databricks-config$")),
+    ("workspace_login", re.compile(r"^/aad/auth$")),
+    ("workspace_me", re.compile(r"^/api/2\.0/preview/scim/v2/Me$")),
+    ("workspace_clusters", re.compile(r"^/api/2\.([01])/clusters/list$")),
 )
 _PUBLIC_CLOUDS: List[Dict[str, Any]] = [
     {
@@ -139,6 +154,8 @@ class App:
             return federation_endpoint(name, self.service, request, ctx, arg)
         if name in WSTRUST_ENDPOINTS:
             return wstrust_endpoint(name, self.service, request, ctx, arg)
+        if name in WORKSPACE_ENDPOINTS:
+            return workspace_endpoint(name, self.service, request, ctx, arg)
         handlers: Dict[str, Callable[[], Response]] = {
             "token": lambda: token_endpoint(self.service, request, ctx, arg),
             "authorize": lambda: authorize_endpoint(self.service, request, ctx, arg),

@@ -93,11 +93,10 @@ def _with_step_up(config: EmulatorConfig, names: List[str]) -> EmulatorConfig:
     """Flag the named users (UPNs) and resources (app ids or app id URIs) ``step_up``."""
     wanted = {name.strip().lower() for name in names}
     users = tuple(replace(u, step_up=True) if u.username.lower() in wanted else u for u in config.users)
-    resources = tuple(
-        replace(r, step_up=True) if {r.app_id, (r.app_id_uri or "").lower()} & wanted else r for r in config.resources
-    )
-    unknown = wanted - {u.username.lower() for u in users} - {r.app_id for r in resources}
-    unknown -= {(r.app_id_uri or "").lower() for r in resources}
+    resources = tuple(replace(r, step_up=True) if any(map(r.known_as, wanted)) else r for r in config.resources)
+    unknown = {
+        name for name in wanted - {u.username.lower() for u in users} if not any(r.known_as(name) for r in resources)
+    }
     if unknown:
         raise ConfigError(f"--step-up: no user or resource {', '.join(sorted(unknown))}")
     return replace(config, users=users, resources=resources)

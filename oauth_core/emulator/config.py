@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
 
 from ..core.errors import ConfigError
+from .resources import ARM_APP_ID, DATABRICKS_APP_ID, GRAPH_APP_ID, Resource, first_party_resources
 
 __all__ = [
+    "ARM_APP_ID",
     "DATABRICKS_APP_ID",
     "FEDERATION_AUDIENCE",
     "GRAPH_APP_ID",
@@ -27,8 +29,6 @@ __all__ = [
     "User",
 ]
 
-DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
-GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
 DEMO_API_APP_ID = "d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f60"
 WORKLOAD_APP_ID = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
@@ -160,34 +160,6 @@ class Client:
         return f"Client(client_id={self.client_id!r}, {kind})"
 
 
-@dataclass(frozen=True)
-class Resource:
-    """An API that tokens can be issued for.
-
-    Attributes:
-        app_id: the resource's application id (a GUID); a valid scope prefix and ``aud``.
-        display_name: the name used in messages.
-        app_id_uri: an optional application id URI (``https://graph.microsoft.com``), also a prefix.
-        scopes: delegated permission names (``user_impersonation``, ``User.Read``).
-        access_token_version: 1 (``sts.windows.net`` issuer) or 2.
-        step_up: a Conditional Access policy guards this resource: refreshing a token for it is
-            answered with AADSTS50076 and a ``claims`` challenge, as for a ``step_up`` user.
-    """
-
-    app_id: str
-    display_name: str
-    app_id_uri: Optional[str] = None
-    scopes: Tuple[str, ...] = ()
-    access_token_version: int = 1
-    step_up: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "app_id", _guid(self.app_id, "a resource's app_id"))
-        object.__setattr__(self, "scopes", tuple(self.scopes))
-        if self.access_token_version not in (1, 2):
-            raise ConfigError("access_token_version must be 1 or 2")
-
-
 def _default_users() -> Tuple[User, ...]:
     return (
         User(
@@ -264,36 +236,9 @@ def _default_user_identities() -> Tuple[ManagedIdentity, ...]:
     )
 
 
-ARM_APP_ID = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
-
-
 def _default_resources() -> Tuple[Resource, ...]:
-    return (
-        Resource(DATABRICKS_APP_ID, "AzureDatabricks", None, ("user_impersonation",), 1),
-        Resource(
-            GRAPH_APP_ID,
-            "Microsoft Graph",
-            "https://graph.microsoft.com",
-            ("User.Read", "User.ReadBasic.All", "Mail.Read", "Files.Read"),
-            1,
-        ),
-        Resource(
-            DEMO_API_APP_ID,
-            "oauth-core demo API",
-            "api://oauth-core-demo-api",
-            ("access_as_user",),
-            2,
-        ),
-        # Azure Resource Manager: the audience of Databricks' SP management token and of most
-        # managed identity examples.
-        Resource(
-            ARM_APP_ID,
-            "Windows Azure Service Management API",
-            "https://management.azure.com",
-            ("user_impersonation",),
-            1,
-        ),
-    )
+    demo_api = Resource(DEMO_API_APP_ID, "oauth-core demo API", "api://oauth-core-demo-api", ("access_as_user",), 2)
+    return (*first_party_resources(), demo_api)
 
 
 @dataclass(frozen=True)
@@ -371,8 +316,9 @@ class EmulatorConfig:
 
     @classmethod
     def default(cls) -> EmulatorConfig:
-        """The built-in tenant: five users (one of the federated domain ``fabrikam.example``), four
-        resources, five clients (public, confidential, a family app, the demo API as an on-behalf-of
+        """The built-in tenant: five users (one of the federated domain ``fabrikam.example``), seven
+        resources (the six Microsoft first-party APIs of :func:`.resources.first_party_resources` and
+        the demo API), five clients (public, confidential, a family app, the demo API as an on-behalf-of
         middle tier, a workload app trusting the ``cluster`` issuer), a system-assigned and a
         user-assigned managed identity."""
         return cls()

@@ -54,6 +54,11 @@ FAULT_ENDPOINTS = (
     # the stand-in AD FS
     "mex",
     "usernamemixed",
+    # the stand-in Azure Databricks workspace
+    "workspace_config",
+    "workspace_login",
+    "workspace_me",
+    "workspace_clusters",
 )
 MAX_DELAY = 600.0
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -49,6 +50,14 @@ class SigningKey:
     def sign(self, data: bytes) -> bytes:
         """An RS256 signature (RSASSA-PKCS1-v1_5 with SHA-256) of ``data``."""
         return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+    def verifies(self, data: bytes, signature: bytes) -> bool:
+        """True when ``signature`` is this key's RS256 signature of ``data``."""
+        try:
+            self.private_key.public_key().verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return False
+        return True
 
     def jwk(self, issuer: str) -> Dict[str, Any]:
         """The key as Entra publishes it (entra-protocol.md §1.4), keys in Entra's order."""

@@ -35,8 +35,8 @@ def _iso(epoch: float) -> str:
 
 def _own_audiences(config: EmulatorConfig, client: Client) -> Tuple[str, ...]:
     """What a token for this app may carry as ``aud``: its client id and its resource's app id URI."""
-    uris = [r.app_id_uri for r in config.resources if r.app_id == client.client_id and r.app_id_uri]
-    return (client.client_id, *(u for u in uris if u))
+    uris = [uri for r in config.resources if r.app_id == client.client_id for uri in (r.app_id_uri, *r.aliases) if uri]
+    return (client.client_id, *uris)
 
 
 def _decode(svc: Service, origin: str, assertion: str) -> Dict[str, Any]:

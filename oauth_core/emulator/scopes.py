@@ -56,11 +56,7 @@ class ScopeGrant:
 
 
 def _find(resources: Sequence[Resource], identifier: str) -> Optional[Resource]:
-    wanted = identifier.rstrip("/").lower()
-    for resource in resources:
-        if wanted == resource.app_id or (resource.app_id_uri and wanted == resource.app_id_uri.rstrip("/").lower()):
-            return resource
-    return None
+    return next((resource for resource in resources if resource.known_as(identifier)), None)
 
 
 def _split(scope: str, resources: Sequence[Resource]) -> Tuple[str, str]:
