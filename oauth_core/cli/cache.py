@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any, Dict, List, Mapping, TextIO
 
+from .fast import cached_token
 from .identities import add_identity_options, identity_kind, make_credential, print_explanation
 from .output import TOKEN_OUTPUTS, print_token_as, safe
 from .settings import authority_host, claims_of, client_id, make_client, open_cache, tenant
@@ -48,8 +49,10 @@ def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if kind is not None:
         tokens = _place_token(args, kind, err)
     else:
-        with make_client(args) as client:
-            tokens = client.get_token(min_validity=args.min_validity, account=args.account, claims=claims_of(args))
+        tokens = cached_token(args)  # a fresh cached token, found without loading the HTTP stack
+        if tokens is None:
+            with make_client(args) as client:
+                tokens = client.get_token(min_validity=args.min_validity, account=args.account, claims=claims_of(args))
     print_token_as(tokens, output, out)
     return 0
 

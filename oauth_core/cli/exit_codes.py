@@ -26,13 +26,10 @@ from ..core.errors import (
     TokensNotSaved,
     TransportError,
 )
-from ..core.identity_errors import IdentityUnavailable, ManagedIdentityError
-from ..core.managed import CredentialUnavailable
-from ..core.throttle import Throttled
-from ..core.wstrust_errors import FederatedSignInFailed, FederationNotSupported
 
 __all__ = [
     "EXIT_CODES",
+    "EXIT_CODES_BY_NAME",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -64,14 +61,19 @@ EXIT_CODES: Mapping[Type[OAuthCoreError], int] = {
     SignatureVerificationError: EXIT_SECURITY,
     InteractionTimeout: EXIT_SERVICE,
     TransportError: EXIT_SERVICE,
-    Throttled: EXIT_SERVICE,  # the service asked to wait: the hint says until when
     ResponseFormatError: EXIT_SERVICE,
     OAuthError: EXIT_REFUSED,
-    ManagedIdentityError: EXIT_REFUSED,
-    IdentityUnavailable: EXIT_SERVICE,
-    CredentialUnavailable: EXIT_REFUSED,
-    FederatedSignInFailed: EXIT_REFUSED,  # the federation refused the password
-    FederationNotSupported: EXIT_REFUSED,  # the user's organisation takes no password here
+}
+
+# Classes of modules a command may never load, by ``module.QualName``: naming them here keeps
+# ``oauth-core token`` from importing the managed identity, throttling and federation modules.
+EXIT_CODES_BY_NAME: Mapping[str, int] = {
+    "oauth_core.core.throttle.Throttled": EXIT_SERVICE,  # the service asked to wait: the hint says until when
+    "oauth_core.core.identity_errors.ManagedIdentityError": EXIT_REFUSED,
+    "oauth_core.core.identity_errors.IdentityUnavailable": EXIT_SERVICE,
+    "oauth_core.core.managed.CredentialUnavailable": EXIT_REFUSED,
+    "oauth_core.core.wstrust_errors.FederatedSignInFailed": EXIT_REFUSED,  # the federation refused the password
+    "oauth_core.core.wstrust_errors.FederationNotSupported": EXIT_REFUSED,  # no password taken there
 }
 
 
@@ -98,4 +100,7 @@ def exit_code_for(error: Union[BaseException, Type[BaseException]]) -> int:
     for klass in cls.__mro__:
         if klass in EXIT_CODES:
             return EXIT_CODES[klass]
+        named = EXIT_CODES_BY_NAME.get(f"{klass.__module__}.{klass.__qualname__}")
+        if named is not None:
+            return named
     return EXIT_INTERNAL

@@ -8,7 +8,8 @@ on one error (a cache path to fix, a benchmark's advice) are shown as they are.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Type
+import sys
+from typing import TYPE_CHECKING, Mapping, Optional, Type
 
 from ..core.errors import (
     InteractionRequired,
@@ -19,7 +20,9 @@ from ..core.errors import (
     OAuthError,
     UnauthorizedClient,
 )
-from ..core.throttle import Throttled, clock_text, seconds_text
+
+if TYPE_CHECKING:
+    from ..core.throttle import Throttled
 
 __all__ = ["HINTS_BY_CLASS", "HINTS_BY_CODE", "shell_hint", "throttled_hint"]
 
@@ -75,6 +78,8 @@ def _code_hint(error: OAuthError, hint: str) -> Optional[str]:
 
 def throttled_hint(error: Throttled) -> str:
     """When to run the command again: the service's wait, counted from when it was asked for."""
+    from ..core.throttle import clock_text, seconds_text
+
     when = f"run the command again after {clock_text(error.until)} (in {seconds_text(error.retry_after)})"
     if error.attempts == 0:
         return f"Nothing was sent: the service asked to wait after an identical request; {when}."
@@ -83,7 +88,8 @@ def throttled_hint(error: Throttled) -> str:
 
 def shell_hint(error: OAuthCoreError) -> Optional[str]:
     """The hint to print for ``error``: the shell wording where there is one, else the library's."""
-    if isinstance(error, Throttled):
+    throttle = sys.modules.get("oauth_core.core.throttle")  # loaded if anything could be throttled
+    if throttle is not None and isinstance(error, throttle.Throttled):
         return throttled_hint(error)
     hint = error.hint
     if not hint:

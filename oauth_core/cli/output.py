@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Dict, TextIO
 
 from ..core.errors import OAuthCoreError, OAuthError, TokensNotSaved
@@ -34,6 +33,8 @@ EXEC_CREDENTIAL_API = "client.authentication.k8s.io/v1"
 
 def when(epoch: float, now: float) -> str:
     """A UTC time with how long until (or since) it."""
+    from datetime import datetime, timezone
+
     moment = datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     left = int(epoch - now)
     if left >= 0:
@@ -80,6 +81,8 @@ def exec_credential(tokens: TokenSet) -> Dict[str, Any]:
     writes it); ``spec`` is the transport's input, which kubectl ignores in the answer: it is
     written as a plugin that never prompts would see it.
     """
+    from datetime import datetime, timezone
+
     expires = datetime.fromtimestamp(int(tokens.expires_at), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "kind": "ExecCredential",
@@ -96,6 +99,8 @@ def az_access_token(tokens: TokenSet) -> Dict[str, Any]:
     epoch seconds, ``tenant`` the token's ``tid`` (None when it has none). ``subscription`` is left
     out, as az leaves it out when asked for a tenant's token: there is no subscription here.
     """
+    from datetime import datetime
+
     expires_on = int(tokens.expires_at)
     tenant = tokens.claims.get("tid") if tokens.claims is not None else None
     token_type = tokens.token_type or "Bearer"

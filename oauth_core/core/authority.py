@@ -7,7 +7,6 @@ emulator or test server).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
@@ -70,7 +69,11 @@ def is_loopback_host(host: str) -> bool:
     host = host.strip("[]").lower()
     if host == "localhost":
         return True
+    if not (host[:1].isdigit() or ":" in host):
+        return False  # a name, not an IP literal
     try:
+        import ipaddress  # only for a host that is an IP address: login hosts never pay for it
+
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False

@@ -19,10 +19,8 @@ import errno
 import json
 import math
 import os
-import shlex
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Tuple, Type
 
@@ -88,6 +86,13 @@ def make_private_dir(directory: Path, *, error: Type[ConfigError] = ConfigError)
         raise unusable(directory, exc, error=error) from None
 
 
+def _quote(text: str) -> str:
+    """``text`` quoted for a shell command in a hint (shlex, imported only when a hint is written)."""
+    import shlex
+
+    return shlex.quote(text)
+
+
 def refusal(error: Type[ConfigError], message: str, hint: str) -> ConfigError:
     """``error(message)`` with its ``hint`` set."""
     exc = error(message)
@@ -135,7 +140,7 @@ def check_private_dir(directory: Path, *, error: Type[ConfigError] = ConfigError
             error,
             f"the folder {str(directory)!r} is writable by group or others (mode {_mode(info)}), "
             "so another user could swap in their own files",
-            f"chmod 700 {shlex.quote(str(directory))}",
+            f"chmod 700 {_quote(str(directory))}",
         )
 
 
@@ -154,7 +159,7 @@ def check_private_file(
         ConfigError: (or ``error``) the file is unsafe.
     """
     if not stat.S_ISREG(info.st_mode):
-        raise refusal(error, f"{what} {str(path)!r} is not a regular file", f"remove {shlex.quote(str(path))}")
+        raise refusal(error, f"{what} {str(path)!r} is not a regular file", f"remove {_quote(str(path))}")
     if not POSIX_MODES:  # pragma: no cover - Windows
         return
     if not _trusted(info.st_uid):
@@ -162,13 +167,13 @@ def check_private_file(
             error,
             f"{what} {str(path)!r} belongs to another user (uid {info.st_uid}), "
             "who could have put their own data in it",
-            f"delete the file (rm {shlex.quote(str(path))}) if you did not put it there",
+            f"delete the file (rm {_quote(str(path))}) if you did not put it there",
         )
     if mode and info.st_mode & 0o077:
         raise refusal(
             error,
             f"{what} {str(path)!r} can be read or written by group or others (mode {_mode(info)}); it holds secrets",
-            f"chmod 600 {shlex.quote(str(path))}",
+            f"chmod 600 {_quote(str(path))}",
         )
 
 
@@ -192,7 +197,7 @@ def open_private(path: Path, flags: int, *, what: str = "the file", error: Type[
             raise refusal(
                 error,
                 f"{what} {str(path)!r} is a symbolic link, which is refused (someone could point it anywhere)",
-                f"delete the link (rm {shlex.quote(str(path))}) if you did not put it there",
+                f"delete the link (rm {_quote(str(path))}) if you did not put it there",
             ) from None
         raise unusable(path, exc, error=error) from None
     except ValueError as exc:  # a NUL byte in the path
@@ -321,6 +326,8 @@ STALE_TEMP_SECONDS = 300.0  # a writer holds its temp file for milliseconds; old
 def _write_private(path: Path, text: str) -> None:
     _remove_stale_temps(path)
     # mkstemp creates the file with mode 0600 before anything is written to it.
+    import tempfile  # imported here: a cache read (a `token` hit) never writes
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
