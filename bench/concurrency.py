@@ -45,6 +45,7 @@ def modes(threads: int) -> List[Mode]:
         Mode("oauth_core sync, sequential", "oauth_core", 1),
         Mode(f"oauth_core sync, {threads} threads", "oauth_core", threads),
         Mode("oauth_core async, gather", "oauth_core-async", 0),
+        Mode("oauth_core async, gather, max_in_flight=8", "oauth_core-async-8", 0),
         Mode("httpx.AsyncClient, gather (reference)", "httpx-async", 0),
         Mode(f"MSAL, {threads} threads", "msal", threads),
     ]

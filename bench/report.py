@@ -162,6 +162,17 @@ def targets(data: Dict[str, Any]) -> List[Row]:
             f"{_fmt(ours_rate)} vs {_fmt(msal_rate)} refreshes/s (pre-rendered TLS server)",
         )
     )
+    bounded = _get(fast, "oauth_core async, gather, max_in_flight=8", "per_s")
+    out.append(
+        _target(
+            "async_throughput_bounded",
+            "the same with max_in_flight=8 vs MSAL with threads",
+            ratio(bounded, msal_rate),
+            ">=",
+            1.2,
+            f"{_fmt(bounded)} vs {_fmt(msal_rate)} refreshes/s (pre-rendered TLS server)",
+        )
+    )
     vs_ideal = _get(delayed, "oauth_core async, gather", "vs_ideal")
     out.append(
         _target(
