@@ -307,7 +307,8 @@ def test_a_damaged_or_unsafe_memory_file_is_ignored(emulator: Emulator, tmp_path
     memory_file.write_text(json.dumps({"version": 1, "windows": {throttle_key(_request()): [time.time() + 60, 429]}}))
     memory_file.chmod(0o644)  # others could have written it: not trusted
     memory = FileThrottleMemory(memory_file, FileTokenCache(path)._exclusive)
-    assert memory.check(_request()) is not None
+    assert memory.windows() == {}  # its window is not trusted
+    memory.check(_request())  # so nothing is refused
 
 
 def test_an_unwritable_memory_file_keeps_the_window_in_process(tmp_path: Path) -> None:

@@ -55,11 +55,14 @@ class ThrottleMemory:
         return self._windows
 
     def check(self, request: HttpRequest, now: Optional[float] = None) -> Optional[str]:
-        """The request's throttle key (None when it is not throttled), if no window refuses it.
+        """The request's throttle key, if no window refuses it (None when it is not throttled, or
+        when no window is in force at all: the key is then not worth computing).
 
         Raises:
             Throttled: an identical request was throttled and the wait is not over (nothing sent).
         """
+        if not self.windows():
+            return None  # nothing is throttled: no key to compute (the watch makes one if it must note)
         key = throttle_key(request)
         if key is None:
             return None
@@ -172,14 +175,23 @@ class Watch:
         self.key = self.memory.check(self.request, self.clock())
         return self
 
+    def _key(self) -> Optional[str]:
+        if self.key is None:
+            self.key = throttle_key(self.request)  # entering skipped it: no window was in force
+        return self.key
+
     def seen(self, response: HttpResponse) -> HttpResponse:
         """``response``, after noting it when it asks to wait (a 429 answered with an OAuth error body)."""
-        if self.key is not None and response.status >= 400:
-            self.memory.note(self.request, self.key, response.status, retry_after_seconds(response), self.clock())
+        if response.status >= 400:
+            key = self._key()
+            if key is not None:
+                self.memory.note(self.request, key, response.status, retry_after_seconds(response), self.clock())
         return response
 
     def __exit__(
         self, kind: Optional[Type[BaseException]], exc: Optional[BaseException], trace: Optional[TracebackType]
     ) -> None:
-        if self.key is not None and isinstance(exc, TransientError) and exc.attempts > 0:
-            self.memory.note(self.request, self.key, exc.status, exc.retry_after, self.clock())
+        if isinstance(exc, TransientError) and exc.attempts > 0:
+            key = self._key()
+            if key is not None:
+                self.memory.note(self.request, key, exc.status, exc.retry_after, self.clock())
