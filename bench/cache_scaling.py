@@ -29,19 +29,17 @@ import contextlib
 import gc
 import importlib
 import json
-import platform
 import shutil
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .entra import ACCESS_TOKEN_CLAIMS, CLIENT_ID, RESOURCE, TENANT, b64url, discovery_body, mint_jwt
-from .redis_server import private_redis, redis_cache_class, redis_unavailable
+from .meta import run_meta, say, write_results
+from .redis_server import optional_redis, redis_cache_class
 from .stats import percentile, ratio
 
 __all__ = ["main"]
@@ -68,10 +66,6 @@ class Sizes:
 
 FULL = Sizes(accounts=(1, 100, 1000), timings=5, calls=20000, warmup=1000)
 QUICK = Sizes(accounts=(1, 100, 1000), timings=5, calls=300, warmup=50)
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 # -- the cached material ---------------------------------------------------------------------------
@@ -309,7 +303,7 @@ def run(sizes: Sizes, redis_url: Optional[str]) -> Dict[str, Any]:
                 for name, values in timings.items()
             }
             got = results[str(count)]
-            _say(f"   {count} accounts: " + ", ".join(f"{n} {v['median_us']} us" for n, v in got.items()))
+            say(f"   {count} accounts: " + ", ".join(f"{n} {v['median_us']} us" for n, v in got.items()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return results
@@ -356,13 +350,6 @@ def table(data: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def _version(name: str) -> Optional[str]:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.cache_scaling", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls per timing: a smoke run in seconds")
@@ -380,26 +367,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         importlib.import_module("msal")
     except ImportError:
-        _say("msal is not installed (pip install '.[bench]')")
+        say("msal is not installed (pip install '.[bench]')")
         return 1
-    reason = redis_unavailable()
-    with contextlib.ExitStack() as stack:
-        redis_url = None
-        if reason is None:
-            try:
-                redis_url = stack.enter_context(private_redis())
-            except RuntimeError as exc:
-                reason = str(exc)
+    with optional_redis() as (redis_url, reason):
         if reason is not None:
             skipped.append(f"Redis column: {reason}")
-            _say(f"skipped: Redis column: {reason}")
+            say(f"skipped: Redis column: {reason}")
         results = run(sizes, redis_url)
     data: Dict[str, Any] = {
         "meta": {
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": " ".join(["python -m bench.cache_scaling", *(argv if argv is not None else sys.argv[1:])]),
-            "python": f"{platform.python_implementation()} {platform.python_version()}",
-            "versions": {name: v for name in PACKAGES if (v := _version(name)) is not None},
+            **run_meta("bench.cache_scaling", list(sys.argv[1:] if argv is None else argv), PACKAGES),
             "seconds": round(time.perf_counter() - began, 1),
         },
         "sizes": asdict(sizes),
@@ -408,10 +385,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
     lines = table(data)
     print("\n".join(lines))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cache_scaling.json").write_text(json.dumps(data, indent=2) + "\n")
-    (args.out / "cache_scaling.md").write_text("\n".join(lines) + "\n")
-    _say(f"took {data['meta']['seconds']} s; wrote {args.out / 'cache_scaling.json'}")
+    written = write_results(args.out, "cache_scaling", data, "\n".join(lines))
+    say(f"took {data['meta']['seconds']} s; wrote {written}")
     return 0
 
 

@@ -40,20 +40,18 @@ import gc
 import importlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from .fleet_worker import msal_app
-from .redis_server import private_redis, redis_unavailable
+from .meta import run_meta, say, write_results
+from .redis_server import optional_redis
 from .stats import percentile, ratio
 
 __all__ = ["main"]
@@ -95,10 +93,6 @@ class Sizes:
 
 FULL = Sizes(processes=16, period=6.0, expiries=5, pause=0.001, hit_calls=3000, l2_samples=300)
 QUICK = Sizes(processes=16, period=3.0, expiries=2, pause=0.001, hit_calls=300, l2_samples=50)
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _environment(ca: str) -> Dict[str, str]:
@@ -335,16 +329,16 @@ def run(sizes: Sizes, redis_url: Optional[str]) -> Dict[str, Any]:
                     spec = str(folder / "tokens.json")
                 emu.clear_faults()
                 emu.inject("token", Fault("delay", seconds=DELAY), times=100_000)
-                _say(f"== fleet {kind}: {sizes.processes} processes, {sizes.expiries} expiries")
+                say(f"== fleet {kind}: {sizes.processes} processes, {sizes.expiries} expiries")
                 fleets[kind] = got = run_fleet(kind, emu, sizes, log, spec)
-                _say(
+                say(
                     f"   {got['refreshes']} refreshes for {got['expiries']} expiries "
                     f"({got['refreshes_per_expiry']} per expiry); crossing p50 {got['crossing']['p50_us']} us, "
                     f"p99 {got['crossing']['p99_us']} us; {got['errors']} errors; {got['seconds']} s"
                 )
-        _say("== hits in one quiet process")
+        say("== hits in one quiet process")
         hits = run_hits(sizes, redis_url, folder)
-        _say("   " + ", ".join(f"{k} {v}" for k, v in hits.items()))
+        say("   " + ", ".join(f"{k} {v}" for k, v in hits.items()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {"fleets": fleets, "hits": hits}
@@ -399,13 +393,6 @@ def tables(data: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def _version(name: str) -> Optional[str]:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 expiries 3 s apart, fewer hit calls (under a minute)")
@@ -427,34 +414,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
     sizes = replace(sizes, **changes)
     if sizes.processes < 1 or sizes.expiries < 1 or not sizes.period >= 1 or sizes.pause < 0:
-        _say("--processes and --expiries must be at least 1, --period at least 1 s, --pause not negative")
+        say("--processes and --expiries must be at least 1, --period at least 1 s, --pause not negative")
         return 2
     try:
         importlib.import_module("msal")
     except ImportError:
-        _say("msal is not installed (pip install '.[bench]')")
+        say("msal is not installed (pip install '.[bench]')")
         return 1
     began = time.perf_counter()
     skipped: List[str] = []
-    reason = redis_unavailable()
-    with contextlib.ExitStack() as stack:
-        redis_url = None
-        if reason is None:
-            try:
-                redis_url = stack.enter_context(private_redis())
-            except RuntimeError as exc:
-                reason = str(exc)
+    with optional_redis() as (redis_url, reason):
         if reason is not None:
             skipped.append(f"Redis fleet and hits: {reason}")
-            _say(f"skipped: Redis fleet and hits: {reason}")
+            say(f"skipped: Redis fleet and hits: {reason}")
         results = run(sizes, redis_url)
     data: Dict[str, Any] = {
         "meta": {
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": " ".join(["python -m bench.fleet", *(argv if argv is not None else sys.argv[1:])]),
-            "python": f"{platform.python_implementation()} {platform.python_version()}",
-            "nproc": os.cpu_count(),
-            "versions": {name: v for name in PACKAGES if (v := _version(name)) is not None},
+            **run_meta("bench.fleet", list(sys.argv[1:] if argv is None else argv), PACKAGES),
             "seconds": round(time.perf_counter() - began, 1),
         },
         "sizes": asdict(sizes),
@@ -463,10 +439,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
     lines = tables(data)
     print("\n".join(lines))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fleet.json").write_text(json.dumps(data, indent=2) + "\n")
-    (args.out / "fleet.md").write_text("\n".join(lines) + "\n")
-    _say(f"took {data['meta']['seconds']} s; wrote {args.out / 'fleet.json'}")
+    written = write_results(args.out, "fleet", data, "\n".join(lines))
+    say(f"took {data['meta']['seconds']} s; wrote {written}")
     return 0
 
 

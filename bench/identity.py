@@ -28,18 +28,17 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib import metadata, util
+from importlib import util
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .identity_worker import AZURE_EXCLUDED
+from .meta import load, run_meta, say, write_results
 from .stats import percentile, ratio
 
 __all__ = ["main"]
@@ -78,10 +77,6 @@ class Sizes:
 
 FULL = Sizes(runs=10, cap=30.0, fetches=200, hits=2000)
 QUICK = Sizes(runs=3, cap=30.0, fetches=20, hits=200)
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _environment(extra: Dict[str, str]) -> Dict[str, str]:
@@ -169,7 +164,7 @@ def run_chain(sizes: Sizes, clients: Sequence[str]) -> Dict[str, Any]:
                     runs.append(_chain_run(client, host, sizes.cap))
             results[kind][client] = _chain_summary(runs)
             got = results[kind][client]
-            _say(f"   chain, {kind} port, {client}: median {got['median_s']:.3f} s, max {got['max_s']:.3f} s")
+            say(f"   chain, {kind} port, {client}: median {got['median_s']:.3f} s, max {got['max_s']:.3f} s")
     return results
 
 
@@ -207,7 +202,7 @@ def run_tokens(sizes: Sizes, clients: Sequence[str]) -> Dict[str, Any]:
                 got = {mode: _latency(ns) for mode, ns in answer["latencies_ns"].items()}
                 got["refused"] = answer["refused"]
                 results[source][client] = got
-                _say(f"   tokens, {source}, {client}: " + ", ".join(f"{m} {got[m]['p50_us']} us" for m, _ in MODES))
+                say(f"   tokens, {source}, {client}: " + ", ".join(f"{m} {got[m]['p50_us']} us" for m, _ in MODES))
     return results
 
 
@@ -297,18 +292,6 @@ def markdown(data: Dict[str, Any]) -> str:
 # -- command line --------------------------------------------------------------------------------
 
 
-def _versions() -> Dict[str, str]:
-    found = {}
-    for name in PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[name] = metadata.version(name)
-    return found
-
-
-def _load() -> Optional[str]:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-
 def _clients() -> Tuple[List[str], List[str]]:
     """The clients whose libraries this interpreter has, and skip lines for the others."""
     clients, skipped = ["oauth_core"], []
@@ -338,32 +321,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sizes = Sizes(sizes.runs, args.cap, sizes.fetches, sizes.hits)
     clients, skipped = _clients()
     data: Dict[str, Any] = {
-        "meta": {
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": " ".join(["python -m bench.identity", *args_list]),
-            "python": f"{platform.python_implementation()} {platform.python_version()}",
-            "nproc": os.cpu_count(),
-            "load_before": _load(),
-            "versions": _versions(),
-        },
+        "meta": run_meta("bench.identity", args_list, PACKAGES),
         "sizes": sizes.__dict__,
         "clients": clients,
         "azure_excluded": [f"exclude_{name}_credential" for name in AZURE_EXCLUDED],
         "skipped": skipped,
     }
     started = time.perf_counter()
-    _say("== chain")
+    say("== chain")
     data["chain"] = run_chain(sizes, [c for c in clients if c != "msal"])
-    _say("== tokens")
+    say("== tokens")
     data["tokens"] = run_tokens(sizes, clients)
     data["meta"]["seconds"] = round(time.perf_counter() - started, 1)
-    data["meta"]["load_after"] = _load()
+    data["meta"]["load_after"] = load()
     text = markdown(data)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "identity.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    (args.out / "identity.md").write_text(text, encoding="utf-8")
+    written = write_results(args.out, "identity", data, text)
     print(text, end="")
-    _say(f"wrote {args.out / 'identity.json'} and {args.out / 'identity.md'}")
+    say(f"wrote {written} and its .md")
     return 0
 
 

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Tuple
 
 __all__ = ["private_redis", "redis_cache_class", "redis_unavailable"]
 
@@ -93,3 +93,19 @@ def private_redis(timeout: float = 10.0) -> Iterator[str]:
             child.kill()
             child.wait()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def optional_redis() -> Iterator[Tuple[Optional[str], Optional[str]]]:
+    """``(url, None)`` of a private redis-server for the block, or ``(None, why)`` when there can be none."""
+    reason = redis_unavailable()
+    if reason is not None:
+        yield None, reason
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(private_redis())
+        except RuntimeError as exc:  # it did not start: the Redis rows are skipped, with why
+            yield None, str(exc)
+            return
+        yield url, None

@@ -17,12 +17,12 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from . import report
 from .clients import Endpoint, trusting
+from .meta import load, say, versions
 from .stats import Samples
 
 __all__ = ["Sizes", "main"]
@@ -113,17 +113,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _version(name: str) -> Optional[str]:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -144,10 +133,6 @@ def _memory() -> Optional[str]:
     return None
 
 
-def _load() -> Optional[str]:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-
 def _meta(argv: Sequence[str], quick: bool) -> Dict[str, Any]:
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -159,9 +144,9 @@ def _meta(argv: Sequence[str], quick: bool) -> Dict[str, Any]:
             "nproc": os.cpu_count(),
             "memory": _memory(),
             "platform": platform.platform(),
-            "load_before": _load(),
+            "load_before": load(),
         },
-        "versions": {name: v for name in PACKAGES if (v := _version(name)) is not None},
+        "versions": versions(PACKAGES),
         "sniffio_importable": _has("sniffio"),
     }
 
@@ -179,17 +164,17 @@ class Run:
             text = f"{where}{line}"
             if text not in self.data["skipped"]:
                 self.data["skipped"].append(text)
-                _say(f"skipped: {text}")
+                say(f"skipped: {text}")
 
     def section(self, name: str, action: Callable[[], None]) -> None:
         began = time.perf_counter()
-        _say(f"== {name}")
+        say(f"== {name}")
         try:
             action()
         except Exception as exc:  # a broken section is reported, and the others still run
             self.data["errors"].append(f"{name}: {type(exc).__name__}: {exc}")
-            _say(traceback.format_exc())
-        _say(f"   {name} took {time.perf_counter() - began:.1f} s")
+            say(traceback.format_exc())
+        say(f"   {name} took {time.perf_counter() - began:.1f} s")
 
     def keep(self, key: str, samples: Dict[str, Samples]) -> Dict[str, Any]:
         self.samples[key] = {name: s.latencies_ns for name, s in samples.items()}
@@ -210,7 +195,7 @@ class Run:
             else:
                 self.skip([server.info["tls_skipped"]], "latency over TLS: ")
             for key, endpoint in endpoints:
-                _say(f"   {key}: {len(HTTP_CLIENTS)} clients x {s.blocks} blocks x {s.per_block} (+{s.warmup} warm-up)")
+                say(f"   {key}: {len(HTTP_CLIENTS)} clients x {s.blocks} blocks x {s.per_block} (+{s.warmup} warm-up)")
                 samples, skipped = interleaved(
                     HTTP_CLIENTS, endpoint, warmup=s.warmup, blocks=s.blocks, per_block=s.per_block
                 )
@@ -308,18 +293,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in SECTIONS]
     if unknown:
-        _say(f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+        say(f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
         return 2
     _quiet_peers()
     run = Run(QUICK if args.quick else FULL)
     run.data["meta"] = _meta(args_list, args.quick)
     if not run.data["meta"]["sniffio_importable"]:
-        _say("note: sniffio is not importable, so httpcore's async locks take a slow path (encode/httpcore#1103)")
+        say("note: sniffio is not importable, so httpcore's async locks take a slow path (encode/httpcore#1103)")
     started = time.perf_counter()
     for name in SECTIONS:
         if name in chosen:
             run.section(name, getattr(run, name))
-    run.data["meta"]["machine"]["load_after"] = _load()
+    run.data["meta"]["machine"]["load_after"] = load()
     run.data["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     run.data["targets"] = report.targets(run.data)
     out: Path = args.out
@@ -335,11 +320,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for name in plot_names:
             shutil.copyfile(out / name, plot_dir / name)
         report.write_results(run.data, HERE / "RESULTS.md", plot_names)
-        _say(f"wrote {HERE / 'RESULTS.md'} and {plot_dir}")
+        say(f"wrote {HERE / 'RESULTS.md'} and {plot_dir}")
     print(report.markdown(run.data), end="")
     for target in run.data["targets"]:
         if target["met"] is False:
             print(f"MISSED: {target['target']}: {target['measured']}x (limit {target['op']} {target['limit']}x)")
-    _say(f"wrote {json_path}" + (f" and {len(plot_names)} plot(s) in {out}" if plot_names else ""))
-    _say(f"total {run.data['meta']['seconds']} s")
+    say(f"wrote {json_path}" + (f" and {len(plot_names)} plot(s) in {out}" if plot_names else ""))
+    say(f"total {run.data['meta']['seconds']} s")
     return 1 if run.data["errors"] else 0

@@ -37,7 +37,7 @@ def cached_token(args: argparse.Namespace) -> Optional[TokenSet]:
         return None
     from ..core.authority import Authority
     from ..core.cache_keys import CacheScope, tenant_key
-    from ..core.cache_rules import find_access_token, freshness, resolve_account, token_set_of, validated
+    from ..core.cache_rules import fresh_token, resolve_account, validated
     from ..core.errors import CacheError, OAuthCoreError
     from ..core.scopes import normalize_scopes
     from ..drivers.files import read_private_bytes, size_cap, state_dir, strict_json
@@ -53,11 +53,6 @@ def cached_token(args: argparse.Namespace) -> Optional[TokenSet]:
             return None
         state = validated(strict_json(found[0]), os.fspath(path))
         account = resolve_account(state, where, getattr(args, "account", None))
-        if account is None:
-            return None
-        entry = find_access_token(state, where, account, normalize_scopes(args.scope))
+        return fresh_token(state, where, account, normalize_scopes(args.scope), args.min_validity, time.time())
     except (OAuthCoreError, UsageError, OSError, ValueError):
         return None  # the ordinary path meets the same problem and reports it
-    if entry is None or freshness(entry, time.time(), min_validity=args.min_validity) != "fresh":
-        return None
-    return token_set_of(entry)

@@ -60,6 +60,7 @@ __all__ = [
     "tokens_key",
     "find_refresh_token",
     "flag",
+    "fresh_token",
     "freshness",
     "marks_of",
     "note_attempt",
@@ -338,6 +339,19 @@ def _finite(value: Any) -> Optional[float]:
     except OverflowError:
         return None
     return number if math.isfinite(number) else None
+
+
+def fresh_token(
+    state: State, where: CacheScope, account: Optional[str], scopes: Sequence[str], min_validity: float, now: float
+) -> Optional[TokenSet]:
+    """``get_token``'s fast path: the cached token of ``account`` (resolved already) for ``scopes``
+    that needs nothing (not in its refresh window, at least ``min_validity`` left), or None."""
+    if account is None:
+        return None
+    entry = find_access_token(state, where, account, scopes)
+    if entry is None or freshness(entry, now, min_validity=min_validity) != "fresh":
+        return None
+    return token_set_of(entry)
 
 
 def find_refresh_token(state: State, where: CacheScope, account: str) -> Optional[str]:

@@ -38,6 +38,7 @@ from .cache_rules import (
     account_and_user,
     find_access_token,
     find_refresh_token,
+    fresh_token,
     freshness,
     key_of,
     marks_of,
@@ -390,12 +391,7 @@ class ClientBase:
     ) -> Optional[TokenSet]:
         """The fast path: a token of ``state`` (a lock-free snapshot) that needs nothing, or None."""
         resolved = resolve_account(state, self._where, account)
-        if resolved is None:
-            return None
-        entry = find_access_token(state, self._where, resolved, scopes)
-        if entry is None or freshness(entry, self.clock(), min_validity=min_validity) != "fresh":
-            return None
-        return token_set_of(entry)
+        return fresh_token(state, self._where, resolved, scopes, min_validity, self.clock())
 
     def _silent_flow(
         self, scopes: Tuple[str, ...], min_validity: float, account: Optional[str], claims: Claims = None

@@ -25,6 +25,7 @@ from .cache_rules import (
     Save,
     State,
     find_access_token,
+    fresh_token,
     freshness,
     store_for,
     token_set_of as _token_set_of,
@@ -88,10 +89,7 @@ class IdentityBase:
 
     def _fresh_from_cache(self, state: State, scopes: Tuple[str, ...], min_validity: float) -> Optional[TokenSet]:
         """The fast path: a cached token that needs nothing, or None."""
-        entry = find_access_token(state, self._where, MANAGED_IDENTITY_ACCOUNT, scopes)
-        if entry is None or freshness(entry, self.clock(), min_validity=min_validity) != "fresh":
-            return None
-        return _token_set_of(entry)
+        return fresh_token(state, self._where, MANAGED_IDENTITY_ACCOUNT, scopes, min_validity, self.clock())
 
     def _token_flow(self, scopes: Tuple[str, ...], min_validity: float) -> StepFlow[TokenSet]:
         """Serve the cached token, or fetch one from the source under the entry's lock.
