@@ -6,6 +6,8 @@
 * ``httpx-async``: the same over ``httpx.AsyncClient`` (no jar), the base the async client stands on.
 * ``oauth_core`` / ``oauth_core-async``: ``EntraClient(...).refresh(rt)`` and its async twin,
   as constructed by users (their own httpx client, in-memory token cache).
+* ``oauth_core-httpx``: the same client built with ``OAUTH_CORE_TRANSPORT=httpx``, so its httpx
+  client sends through httpx's own transport instead of the lean one (the before/after).
 * ``msal``: ``PublicClientApplication(..., instance_discovery=False, verify=ca)`` and
   ``acquire_token_by_refresh_token``. MSAL refuses http authorities, so it only runs over TLS.
 * ``authlib``: ``authlib.integrations.httpx_client.OAuth2Client.refresh_token`` (public client).
@@ -18,12 +20,14 @@ A peer that is not installed raises :class:`Skip`; nothing is ever faked in its 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import importlib
 import json
+import os
 import ssl
 import warnings
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Iterator, Optional
 from urllib.parse import urlencode, urlsplit
 
 from .entra import Material, material
@@ -56,6 +60,7 @@ LABELS: Dict[str, str] = {
     "httpx": "httpx.Client.post (default cookie jar)",
     "httpx-nojar": "httpx.Client.post, no cookie jar",
     "oauth_core": "oauth_core EntraClient.refresh",
+    "oauth_core-httpx": "the same on httpx's own transport (OAUTH_CORE_TRANSPORT=httpx)",
     "httpx-async": "httpx.AsyncClient.post, no cookie jar",
     "oauth_core-async": "oauth_core AsyncEntraClient.refresh",
     "msal": "MSAL acquire_token_by_refresh_token",
@@ -177,13 +182,32 @@ def _oauth_core_http(endpoint: Endpoint, *, asynchronous: bool) -> Dict[str, Any
     return {"http_client": client}
 
 
+@contextlib.contextmanager
+def _transport_env(transport: Optional[str]) -> Iterator[None]:
+    """``OAUTH_CORE_TRANSPORT=transport`` while a client is built (the client keeps its choice)."""
+    if transport is None:
+        yield
+        return
+    saved = os.environ.get("OAUTH_CORE_TRANSPORT")
+    os.environ["OAUTH_CORE_TRANSPORT"] = transport
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["OAUTH_CORE_TRANSPORT"]
+        else:
+            os.environ["OAUTH_CORE_TRANSPORT"] = saved
+
+
 class OauthCoreRunner(Runner):
     name = "oauth_core"
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, *, transport: Optional[str] = None) -> None:
         from oauth_core.drivers.sync import EntraClient
 
-        with trusting(endpoint.ca):
+        if transport is not None:
+            self.name = f"oauth_core-{transport}"
+        with trusting(endpoint.ca), _transport_env(transport):
             http = _oauth_core_http(endpoint, asynchronous=False)
             self.client = EntraClient(
                 endpoint.client_id,
@@ -280,6 +304,8 @@ def make_runner(name: str, endpoint: Endpoint) -> Runner:
         return HttpxRunner(endpoint, jar=name == "httpx")
     if name == "oauth_core":
         return OauthCoreRunner(endpoint)
+    if name == "oauth_core-httpx":
+        return OauthCoreRunner(endpoint, transport="httpx")
     if name == "httpx-async":
         return AsyncHttpxRunner(endpoint)
     if name == "oauth_core-async":

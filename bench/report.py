@@ -89,6 +89,30 @@ def targets(data: Dict[str, Any]) -> List[Row]:
             f"{_fmt(p50(tls, 'oauth_core'))} us vs {_fmt(p50(tls, 'msal'))} us",
         )
     )
+    ours, bare = p50(plain, "oauth_core"), p50(plain, "httpx-nojar")
+    out.append(
+        _target(
+            "refresh_vs_httpx",
+            "Refresh p50 over loopback http vs bare httpx without a cookie jar",
+            ratio(ours, bare),
+            "<=",
+            1.15,
+            f"{_fmt(ours)} us vs {_fmt(bare)} us; on httpx's transport "
+            f"{_fmt(p50(plain, 'oauth_core-httpx'))} us",
+        )
+    )
+    cpu, base = _get(plain, "oauth_core", "cpu_us"), _get(plain, "httpx-nojar", "cpu_us")
+    out.append(
+        _target(
+            "loopback_cpu_vs_httpx",
+            "Client CPU per refresh over loopback http vs bare httpx without a cookie jar",
+            ratio(cpu, base),
+            "<=",
+            1.3,
+            f"{_fmt(cpu)} us vs {_fmt(base)} us; on httpx's transport "
+            f"{_fmt(_get(plain, 'oauth_core-httpx', 'cpu_us'))} us",
+        )
+    )
     r = ratio(p50(plain, "oauth_core"), p50(plain, "raw"))
     out.append(
         _target(
@@ -136,6 +160,17 @@ def targets(data: Dict[str, Any]) -> List[Row]:
             "<=",
             0.5,
             f"{_fmt(wall)} ms vs {_fmt(msal_wall)} ms",
+        )
+    )
+    hit = _get(cold, "oauth-core token (a cache hit)", "wall_p50_ms")
+    out.append(
+        _target(
+            "token_hit_wall",
+            '`oauth-core token` from the cache, process wall time vs `python -c "import msal"`',
+            ratio(hit, msal_wall),
+            "<=",
+            0.5,
+            f"{_fmt(hit)} ms vs {_fmt(msal_wall)} ms",
         )
     )
     rss, msal_rss = _get(cold, "oauth-core decode TOKEN", "rss_p50_mib"), _get(cold, "import msal", "rss_p50_mib")

@@ -29,7 +29,17 @@ __all__ = ["Sizes", "main"]
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("latency", "inprocess", "decode", "coldstart", "concurrency")
-HTTP_CLIENTS = ("raw", "httpx", "httpx-nojar", "oauth_core", "httpx-async", "oauth_core-async", "msal", "authlib")
+HTTP_CLIENTS = (
+    "raw",
+    "httpx",
+    "httpx-nojar",
+    "oauth_core",
+    "oauth_core-httpx",
+    "httpx-async",
+    "oauth_core-async",
+    "msal",
+    "authlib",
+)
 MOCK_CLIENTS = (
     "httpx",
     "httpx-nojar",

@@ -53,10 +53,18 @@ ISOLATED_ENV = (
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Remove every variable oauth_core or httpx reads; OAUTH_CORE_HOME is a fresh tmp dir."""
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """Remove every variable oauth_core or httpx reads; OAUTH_CORE_HOME is a fresh tmp dir.
+
+    respx intercepts httpx's own transport (httpcore's pool), not the lean one, so the modules
+    that mock with respx send through httpx's transport (``OAUTH_CORE_TRANSPORT=httpx``); every
+    other test, and every real-socket test, sends through the lean transport, the default.
+    """
     for name in ISOLATED_ENV:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OAUTH_CORE_TRANSPORT", raising=False)
+    if "respx" in vars(request.module):
+        monkeypatch.setenv("OAUTH_CORE_TRANSPORT", "httpx")
     for name in list(os.environ):  # every credential of the place: managed identity, federation, CI tokens
         if name.startswith(PLACE_ENV_PREFIXES):
             monkeypatch.delenv(name, raising=False)

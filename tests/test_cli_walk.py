@@ -215,7 +215,7 @@ def walk_commands() -> Dict[str, List[Option]]:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
-                commands[name] = _walk(name, _emulator_parser() if name == "emulator" else sub)
+                commands[name] = _walk(name, _emulator_parser() if name == "emulator" else sub.declare_arguments())
     return commands
 
 

@@ -29,11 +29,15 @@ __all__ = ["add_bench_command", "cmd_bench"]
 
 def add_bench_command(command: AddCommand) -> None:
     """bench: timed token exchanges."""
-    sub = command(
+    command(
         "bench",
         "Time token exchanges, each sent once (no retries): DNS/connect/TLS/TTFB/total percentiles, "
         "throttling (429, Retry-After) and AADSTS errors. Real tenants throttle: keep -n small.",
+        _bench_options,
     )
+
+
+def _bench_options(sub: argparse.ArgumentParser) -> None:
     sub.epilog = (
         "connect includes name resolution (httpx resolves inside it); dns is socket.getaddrinfo() timed separately "
         "after each new connection. auth-code-replay redeems one --code repeatedly: it measures refusal latency "

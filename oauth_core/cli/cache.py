@@ -7,9 +7,9 @@ import json
 import time
 from typing import Any, Dict, List, Mapping, TextIO
 
-from .fast import cached_token
+from .fast import cached_entry
 from .identities import add_identity_options, identity_kind, make_credential, print_explanation
-from .output import TOKEN_OUTPUTS, print_token_as, safe
+from .output import TOKEN_OUTPUTS, print_plain_token, print_token_as, safe
 from .settings import authority_host, claims_of, client_id, make_client, open_cache, tenant
 from .usage import AddCommand, UsageError, seconds_left
 
@@ -18,7 +18,14 @@ __all__ = ["add_cache_commands", "cmd_accounts", "cmd_logout", "cmd_token"]
 
 def add_cache_commands(command: AddCommand) -> None:
     """token, accounts and logout."""
-    sub = command("token", "Print only a valid access token from the cache, refreshing it silently if needed.")
+    command(
+        "token", "Print only a valid access token from the cache, refreshing it silently if needed.", _token_options
+    )
+    command("accounts", "List the accounts and token scope sets the cache holds (no secrets).")
+    command("logout", "Remove the cached tokens of an account of this client (or everything).", _logout_options)
+
+
+def _token_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--min-validity",
         type=seconds_left,
@@ -35,9 +42,8 @@ def add_cache_commands(command: AddCommand) -> None:
     )
     add_identity_options(sub)
 
-    command("accounts", "List the accounts and token scope sets the cache holds (no secrets).")
 
-    sub = command("logout", "Remove the cached tokens of an account of this client (or everything).")
+def _logout_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--all", action="store_true", help="remove every cached token of every client")
 
 
@@ -49,8 +55,15 @@ def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if kind is not None:
         tokens = _place_token(args, kind, err)
     else:
-        tokens = cached_token(args)  # a fresh cached token, found without loading the HTTP stack
-        if tokens is None:
+        entry = cached_entry(args)  # a fresh cached token, found without loading the HTTP stack
+        if entry is not None and output == "plain":
+            print_plain_token(entry.access_token, out)  # no TokenSet needed (nor the modules that define it)
+            return 0
+        if entry is not None:
+            from ..core.cache_rules import token_set_of
+
+            tokens = token_set_of(entry)
+        else:
             with make_client(args) as client:
                 tokens = client.get_token(min_validity=args.min_validity, account=args.account, claims=claims_of(args))
     print_token_as(tokens, output, out)

@@ -24,11 +24,15 @@ MAX_DATA_BYTES = 16 * 1024 * 1024
 
 def add_databricks_command(command: AddCommand) -> None:
     """databricks: a REST call to a workspace with the cached token."""
-    sub = command(
+    command(
         "databricks",
         "Call an Azure Databricks REST API path with the cached token and print the JSON answer "
         "(the tenant is found from the workspace unless --tenant is given).",
+        _databricks_options,
     )
+
+
+def _databricks_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--host", help="workspace host or URL, e.g. adb-123.4.azuredatabricks.net (env DATABRICKS_HOST)")
     sub.add_argument(
         "--allow-workspace-host",

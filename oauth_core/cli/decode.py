@@ -21,7 +21,10 @@ __all__ = ["add_decode_command", "cmd_decode"]
 
 def add_decode_command(command: AddCommand) -> None:
     """decode TOKEN [--verify] [--jwks FILE]."""
-    sub = command("decode", "Show a JWT's header, claims and expiry (no network unless --verify).")
+    command("decode", "Show a JWT's header, claims and expiry (no network unless --verify).", _decode_options)
+
+
+def _decode_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("token", nargs="?", default="-", help="the token, or - (default) to read standard input")
     sub.add_argument(
         "--verify", action="store_true", help="check the signature against the tenant's JWKS (needs the crypto extra)"

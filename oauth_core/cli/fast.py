@@ -19,9 +19,9 @@ from .settings import authority_host, client_id, read_env, tenant, trusted_hosts
 from .usage import UsageError
 
 if TYPE_CHECKING:
-    from ..core.messages import TokenSet
+    from ..core.cache_lookup import CacheEntry
 
-__all__ = ["cached_token"]
+__all__ = ["cached_entry"]
 
 
 def _file_cache_selected(args: argparse.Namespace) -> bool:
@@ -31,21 +31,25 @@ def _file_cache_selected(args: argparse.Namespace) -> bool:
     return spec == "file"
 
 
-def cached_token(args: argparse.Namespace) -> Optional[TokenSet]:
-    """The fresh cached token ``token`` would print for these options, or None (take the ordinary path)."""
+def cached_entry(args: argparse.Namespace) -> Optional[CacheEntry]:
+    """The fresh cached token ``token`` would print for these options, or None (take the ordinary path).
+
+    The modules it loads hold no dataclasses: importing those (and inspect) would cost a shell loop
+    more than the rest of the lookup.
+    """
     if not _file_cache_selected(args):
         return None
-    from ..core.authority import Authority
     from ..core.cache_keys import CacheScope, tenant_key
-    from ..core.cache_rules import fresh_token, resolve_account, validated
+    from ..core.cache_lookup import fresh_entry, resolve_account, validated
     from ..core.errors import CacheError, OAuthCoreError
+    from ..core.hosts import DEFAULT_AUTHORITY_HOST, DEFAULT_TENANT, check_tenant, normalise_host, require_trusted_host
     from ..core.scopes import normalize_scopes
     from ..drivers.files import read_private_bytes, size_cap, state_dir, strict_json
 
     try:
-        authority = Authority.of(authority_host(args), tenant(args) or "organizations")
-        authority.require_trusted(trusted_hosts(args))
-        where = CacheScope(authority.host, tenant_key(authority.tenant), client_id(args))
+        host = normalise_host(authority_host(args) or DEFAULT_AUTHORITY_HOST)
+        require_trusted_host(host, trusted_hosts(args))
+        where = CacheScope(host, tenant_key(check_tenant(tenant(args) or DEFAULT_TENANT)), client_id(args))
         path = state_dir() / "tokens.json"
         limit = size_cap(None, "OAUTH_CORE_CACHE_MAX_BYTES", 64 * 1024 * 1024)
         found = read_private_bytes(path, max_bytes=limit, what="the token cache", error=CacheError)
@@ -53,6 +57,6 @@ def cached_token(args: argparse.Namespace) -> Optional[TokenSet]:
             return None
         state = validated(strict_json(found[0]), os.fspath(path))
         account = resolve_account(state, where, getattr(args, "account", None))
-        return fresh_token(state, where, account, normalize_scopes(args.scope), args.min_validity, time.time())
+        return fresh_entry(state, where, account, normalize_scopes(args.scope), args.min_validity, time.time())
     except (OAuthCoreError, UsageError, OSError, ValueError):
         return None  # the ordinary path meets the same problem and reports it

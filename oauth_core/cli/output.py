@@ -44,7 +44,7 @@ def when(epoch: float, now: float) -> str:
 
 def safe(text: Any, *, multiline: bool = False) -> str:
     """Text from a server (or a token, or the cache) with escape sequences and controls removed."""
-    from ..core.protocol import terminal_safe
+    from ..core.redaction import terminal_safe
 
     return terminal_safe(str(text), multiline=multiline)
 
@@ -122,7 +122,12 @@ def print_token_as(tokens: TokenSet, output: str, out: TextIO) -> None:
     elif output == "az":  # as az prints it: sorted keys, two-space indent
         out.write(json.dumps(az_access_token(tokens), indent=2, sort_keys=True) + "\n")
     else:
-        out.write(safe(tokens.access_token) + "\n")
+        print_plain_token(tokens.access_token, out)
+
+
+def print_plain_token(access_token: str, out: TextIO) -> None:
+    """``--output plain``: the access token alone on one line."""
+    out.write(safe(access_token) + "\n")
 
 
 def unsaved(exc: TokensNotSaved, out: TextIO, err: TextIO) -> int:

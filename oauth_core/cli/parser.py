@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Optional
 
 from .. import __version__
 from .bench import add_bench_command
@@ -12,19 +12,20 @@ from .databricks import add_databricks_command
 from .decode import add_decode_command
 from .emulator import add_emulator_commands
 from .signin import add_app_commands, add_sign_in_commands
-from .usage import Parser, positive_seconds
+from .usage import Declare, Parser, positive_seconds
 
 __all__ = ["build_parser"]
 
+HELP_TEXT = "show this help message and exit"  # argparse's own words for -h
 
-def _common_options(suppress: bool) -> argparse.ArgumentParser:
+
+def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The options every command takes; with ``suppress`` they do not overwrite earlier values."""
-    parent = argparse.ArgumentParser(add_help=False)
 
     def default(value: Any) -> Any:
         return argparse.SUPPRESS if suppress else value
 
-    group = parent.add_argument_group("common options")
+    group = parser.add_argument_group("common options")
     group.add_argument(
         "--tenant",
         default=default(None),
@@ -93,24 +94,34 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     group.add_argument(
         "--verbose", "-v", action="store_true", default=default(False), help="log requests to stderr (secrets redacted)"
     )
-    return parent
 
 
 def build_parser() -> Parser:
-    """The whole command line; every command is a subcommand (the emulator's options load on use)."""
+    """The whole command line; every command is a subcommand.
+
+    A command's options (the common ones too) are declared when it is parsed or its help shown:
+    a run pays for one command's options, not for all of them.
+    """
     parser = Parser(
         prog="oauth-core",
         description="Microsoft Entra ID tokens over raw HTTP (the Azure Databricks scope by default).",
-        parents=[_common_options(suppress=False)],
         epilog="Exit codes: 0 ok, 1 refused by Entra, 2 usage/bad input, 3 network/service failure, "
         "4 security check failed.",
     )
+    _add_common_options(parser, suppress=False)
     parser.add_argument("--version", action="version", version=f"oauth-core {__version__}")
     commands: Any = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    common = [_common_options(suppress=True)]
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text, parents=common)
+    def command(name: str, help_text: str, declare: Optional[Declare] = None) -> argparse.ArgumentParser:
+        def options(sub: argparse.ArgumentParser) -> None:
+            sub.add_argument("-h", "--help", action="help", default=argparse.SUPPRESS, help=HELP_TEXT)
+            _add_common_options(sub, suppress=True)
+            if declare is not None:
+                declare(sub)
+
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name, help=help_text, description=help_text, add_help=False, late_arguments=options
+        )
         return sub
 
     add_sign_in_commands(command)

@@ -39,9 +39,30 @@ __all__ = [
 _PROMPTS = ("login", "none", "consent", "select_account", "create")
 
 
-def _add_browser_commands(command: AddCommand) -> None:
-    """authorize-url, login and exchange."""
-    sub = command("authorize-url", "Print the sign-in URL and keep the pending request for `exchange`.")
+def add_sign_in_commands(command: AddCommand) -> None:
+    """authorize-url, login, exchange, password and refresh."""
+    command(
+        "authorize-url", "Print the sign-in URL and keep the pending request for `exchange`.", _authorize_url_options
+    )
+    command("login", "Sign in with the system browser; a loopback listener catches the redirect.", _login_options)
+    command(
+        "exchange", "Redeem the code of the pending request (state checked, PKCE verifier sent).", _exchange_options
+    )
+    command("password", "The username/password (ROPC) grant. The password is never taken from argv.", _password_options)
+    command("refresh", "Redeem a refresh token (from stdin, or the one saved by the last grant).", _refresh_options)
+
+
+def add_app_commands(command: AddCommand) -> None:
+    """device-code and client-credentials."""
+    command("device-code", "Sign in on another device: show a code to enter at the verification page, then wait.")
+    command(
+        "client-credentials",
+        "An app-only token for a service principal (secret or certificate; tenant and <resource>/.default scope).",
+        _client_credentials_options,
+    )
+
+
+def _authorize_url_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--redirect-uri", default="http://localhost", help="registered redirect URI (default http://localhost)"
     )
@@ -49,7 +70,8 @@ def _add_browser_commands(command: AddCommand) -> None:
     sub.add_argument("--login-hint", metavar="USER")
     sub.add_argument("--domain-hint", metavar="DOMAIN")
 
-    sub = command("login", "Sign in with the system browser; a loopback listener catches the redirect.")
+
+def _login_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--redirect-uri",
         default="http://localhost",
@@ -60,7 +82,8 @@ def _add_browser_commands(command: AddCommand) -> None:
     sub.add_argument("--login-hint", metavar="USER")
     sub.add_argument("--listen-address", default="127.0.0.1", help="loopback address to listen on")
 
-    sub = command("exchange", "Redeem the code of the pending request (state checked, PKCE verifier sent).")
+
+def _exchange_options(sub: argparse.ArgumentParser) -> None:
     which = sub.add_mutually_exclusive_group(required=True)
     which.add_argument("--redirect-url", metavar="URL", help="the full URL the browser landed on (or its query)")
     which.add_argument("--code", help="the bare authorization code (with --state, or --latest)")
@@ -72,28 +95,18 @@ def _add_browser_commands(command: AddCommand) -> None:
     )
 
 
-def add_sign_in_commands(command: AddCommand) -> None:
-    """authorize-url, login, exchange, password and refresh."""
-    _add_browser_commands(command)
-
-    sub = command("password", "The username/password (ROPC) grant. The password is never taken from argv.")
+def _password_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--username", "-u", default=None, help="user principal name (env AZURE_USERNAME)")
     sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     sub.add_argument("--password", dest="password_argv", help=argparse.SUPPRESS)
 
-    sub = command("refresh", "Redeem a refresh token (from stdin, or the one saved by the last grant).")
+
+def _refresh_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--refresh-token-stdin", action="store_true", help="read the refresh token from stdin")
     sub.add_argument("--refresh-token", dest="refresh_token_argv", help=argparse.SUPPRESS)
 
 
-def add_app_commands(command: AddCommand) -> None:
-    """device-code and client-credentials."""
-    command("device-code", "Sign in on another device: show a code to enter at the verification page, then wait.")
-
-    sub = command(
-        "client-credentials",
-        "An app-only token for a service principal (secret or certificate; tenant and <resource>/.default scope).",
-    )
+def _client_credentials_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--client-secret-stdin",
         action="store_true",

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence
+import sys
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from ..core.errors import ConfigError
 
-__all__ = ["AddCommand", "Parser", "UsageError", "parse", "positive_seconds", "seconds_left"]
+__all__ = ["AddCommand", "Declare", "Parser", "UsageError", "parse", "positive_seconds", "seconds_left"]
 
-# How a command module declares a command: ``command(name, help_text)`` returns its parser.
-AddCommand = Callable[[str, str], argparse.ArgumentParser]
+# Adds a command's own options to its parser.
+Declare = Callable[[argparse.ArgumentParser], None]
+
+
+class AddCommand(Protocol):
+    """How a command module declares a command: ``command(name, help_text, declare)``.
+
+    ``declare`` adds the command's options; it runs only when that command is parsed or its help
+    shown, so each run builds the options of one command, not of all of them.
+    """
+
+    def __call__(self, name: str, help_text: str, declare: Optional[Declare] = None) -> argparse.ArgumentParser: ...
 
 
 class UsageError(ConfigError):
@@ -25,37 +37,66 @@ class Parser(argparse.ArgumentParser):
     place), and options must be spelled out: an abbreviation could swallow the wrong argument.
 
     ``late_arguments`` declares this parser's options the first time it parses or shows help, so a
-    command whose options live in a heavier module (the emulator's) costs nothing until it is used.
+    run builds the options of the command it runs only, and those of a heavier module (the
+    emulator's) load only when that command is used.
     ``commands`` holds the subcommand parsers that report leftovers against their own help.
     """
 
-    def __init__(
-        self, *args: Any, late_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, late_arguments: Optional[Declare] = None, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
         self._late_arguments = late_arguments
         self.commands: Dict[str, Parser] = {}
 
-    def _declare_late_arguments(self) -> None:
+    def declare_arguments(self) -> Parser:
+        """Declare the late arguments now (once); returns this parser, all of whose options are then known."""
         declare, self._late_arguments = self._late_arguments, None
         if declare is not None:
             declare(self)
+        return self
 
     def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
-        self._declare_late_arguments()
+        self.declare_arguments()
         return super().parse_known_args(*args, **kwargs)
 
     def format_usage(self) -> str:
-        self._declare_late_arguments()
+        self.declare_arguments()
         return super().format_usage()
 
     def format_help(self) -> str:
-        self._declare_late_arguments()
+        self.declare_arguments()
         return super().format_help()
 
     def error(self, message: str) -> Any:
         raise UsageError(f"{_without_values(message)} (see {self.prog} --help)")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, sized as argparse sizes it (``COLUMNS``, else the terminal, less 2).
+
+    argparse makes one for every option it declares, and finds the width through :mod:`shutil`,
+    whose import (with lzma, bz2 and zlib) costs a ``token`` run more than the parsing does.
+    """
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: Optional[int] = None, **kw: Any
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width, **kw)
+
+
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size().columns`` gives it (80 when unknown)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 _LONG_FLAG = re.compile(r"--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")

@@ -7,12 +7,20 @@ emulator or test server).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, InsecureAuthorityError
+from .hosts import (
+    CLOUD_ALIASES as CLOUD_ALIASES,
+    DEFAULT_AUTHORITY_HOST as DEFAULT_AUTHORITY_HOST,
+    DEFAULT_TENANT as DEFAULT_TENANT,
+    KNOWN_ENTRA_HOSTS as KNOWN_ENTRA_HOSTS,
+    check_tenant,
+    is_loopback_host as is_loopback_host,
+    normalise_host,
+    require_trusted_host,
+)
 
 __all__ = [
     "CLOUD_ALIASES",
@@ -22,108 +30,6 @@ __all__ = [
     "Authority",
     "is_loopback_host",
 ]
-
-DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
-DEFAULT_TENANT = "organizations"
-
-CLOUD_ALIASES: Mapping[str, str] = {
-    "public": "https://login.microsoftonline.com",
-    "azure": "https://login.microsoftonline.com",
-    "usgov": "https://login.microsoftonline.us",
-    # Microsoft's docs give login.partner.microsoftonline.cn; login.chinacloudapi.cn (deprecated in
-    # MSAL) is still accepted as a host.
-    "china": "https://login.partner.microsoftonline.cn",
-    "gov-fr": "https://login.sovcloud-identity.fr",
-    "gov-de": "https://login.sovcloud-identity.de",
-    "gov-sg": "https://login.sovcloud-identity.sg",
-}
-
-# The hosts instance discovery lists for Entra's clouds (entra-protocol.md §1.5, §1.7), and the
-# sovereign clouds MSAL knows (France, Germany, Singapore).
-KNOWN_ENTRA_HOSTS = frozenset(
-    {
-        "login.microsoftonline.com",
-        "login.windows.net",
-        "login.microsoft.com",
-        "sts.windows.net",
-        "login.microsoftonline.us",
-        "login.usgovcloudapi.net",
-        "login-us.microsoftonline.com",
-        "login.chinacloudapi.cn",
-        "login.partner.microsoftonline.cn",
-        "login.microsoftonline.de",
-        "login.sovcloud-identity.fr",
-        "login.sovcloud-identity.de",
-        "login.sovcloud-identity.sg",
-    }
-)
-
-_TENANT_ALIASES = frozenset({"organizations", "common", "consumers"})
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
-_HOSTNAME = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    if not (host[:1].isdigit() or ":" in host):
-        return False  # a name, not an IP literal
-    try:
-        import ipaddress  # only for a host that is an IP address: login hosts never pay for it
-
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_tenant(tenant: str) -> str:
-    tenant = tenant.strip()
-    if tenant.lower() in _TENANT_ALIASES:
-        return tenant.lower()
-    if _GUID.fullmatch(tenant):
-        if set(tenant.replace("-", "")) == {"0"}:
-            raise ConfigError("tenant: the all-zero GUID is not a tenant id")
-        return tenant.lower()
-    if _DOMAIN.fullmatch(tenant):
-        return tenant.lower()
-    raise ConfigError(
-        "tenant must be a tenant id (GUID), a verified domain, or one of organizations, common, consumers"
-    )
-
-
-def _normalise_host(host: str) -> str:
-    host = host.strip()
-    if not host:
-        raise ConfigError("authority host is empty")
-    host = CLOUD_ALIASES.get(host.lower(), host)
-    if "://" not in host:
-        host = "https://" + host
-    try:
-        parts = urlsplit(host)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError("authority host is not a valid URL") from exc
-    if parts.scheme not in ("https", "http"):
-        raise ConfigError("authority host must be an https URL")
-    hostname = parts.hostname or ""
-    if not hostname or not (_HOSTNAME.fullmatch(hostname) or ":" in hostname):
-        raise ConfigError("authority host has no valid host name")
-    if parts.username or parts.password:
-        raise ConfigError("authority host must not carry credentials")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError("authority host must be scheme://host[:port] only; pass the tenant separately (tenant=)")
-    if parts.scheme == "http" and not is_loopback_host(hostname):
-        raise InsecureAuthorityError(
-            f"refusing plain http to {hostname}: credentials go only over https, "
-            "or http to a loopback address (127.0.0.1, ::1, localhost)"
-        )
-    netloc = f"[{hostname}]" if ":" in hostname else hostname
-    if port is not None and port != {"https": 443, "http": 80}[parts.scheme]:
-        netloc += f":{port}"
-    return f"{parts.scheme}://{netloc}"
 
 
 @dataclass(frozen=True)
@@ -145,8 +51,8 @@ class Authority:
             InsecureAuthorityError: plain http to a host that is not loopback.
         """
         return cls(
-            host=_normalise_host(authority_host or DEFAULT_AUTHORITY_HOST),
-            tenant=_check_tenant(tenant or DEFAULT_TENANT),
+            host=normalise_host(authority_host or DEFAULT_AUTHORITY_HOST),
+            tenant=check_tenant(tenant or DEFAULT_TENANT),
         )
 
     @property
@@ -190,15 +96,9 @@ class Authority:
         Raises:
             InsecureAuthorityError: the host is not trusted.
         """
-        trusted = {h.strip().lower() for h in trusted_hosts if h.strip()}
-        host = self.hostname.lower()
-        if self.is_known_entra_host or is_loopback_host(host) or host in trusted:
-            return self
-        raise InsecureAuthorityError(
-            f"{host} is not a known Entra ID host: trust it explicitly with "
-            f"--allow-authority-host {host} (library: trusted_hosts=[{host!r}])"
-        )
+        require_trusted_host(self.host, trusted_hosts)
+        return self
 
     def with_tenant(self, tenant: str) -> Authority:
         """The same host with another (validated) tenant."""
-        return Authority(self.host, _check_tenant(tenant))
+        return Authority(self.host, check_tenant(tenant))

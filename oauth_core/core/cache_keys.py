@@ -10,10 +10,10 @@ import base64
 import functools
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from .messages import TokenSet
+if TYPE_CHECKING:
+    from .messages import TokenSet
 
 __all__ = ["APP_ACCOUNT", "CacheScope", "account_of", "scope_key", "tenant_key", "tokens_key"]
 
@@ -60,8 +60,9 @@ def account_of(
     return APP_ACCOUNT if claims is not None and "scp" not in claims else "unknown"
 
 
-@dataclass(frozen=True)
-class CacheScope:
+# A NamedTuple, not a dataclass: the ``token`` command's cache-hit path builds one without loading
+# dataclasses (and inspect, which it imports).
+class CacheScope(NamedTuple):
     """Which part of the cache one client uses: its authority host, tenant and client id."""
 
     host: str

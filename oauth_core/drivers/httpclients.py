@@ -1,23 +1,29 @@
 """The clients' own httpx clients: keep-alive, no redirects, no cookie jar, our User-Agent.
 
-Environment proxies serve non-loopback hosts only (:mod:`~oauth_core.drivers.proxies`), and the
-sockets obey the call deadline (:mod:`~oauth_core.drivers.deadline`).
+They send through the lean transports (:mod:`~oauth_core.drivers.lean`) unless a proxy is set in
+the environment or ``OAUTH_CORE_TRANSPORT=httpx`` (or ``transport="httpx"``) asks for httpx's own
+transport. Environment proxies serve non-loopback hosts only (:mod:`~oauth_core.drivers.proxies`),
+and the sockets obey the call deadline (:mod:`~oauth_core.drivers.deadline`) either way.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
 import logging
+import os
 import platform
-from typing import Any, Type, TypeVar
+from typing import Any, Optional, Type, TypeVar
 
 import httpx
 
 from .. import __version__
+from ..core.errors import ConfigError
 from .deadline import install_deadline_backend
+from .lean import LeanTransport
+from .lean_async import AsyncLeanTransport
 from .proxies import proxy_mounts
 
-__all__ = ["USER_AGENT", "new_async_http_client", "new_http_client"]
+__all__ = ["TRANSPORTS", "USER_AGENT", "new_async_http_client", "new_http_client", "transport_choice"]
 
 log = logging.getLogger("oauth_core")
 
@@ -37,27 +43,54 @@ class _NoCookies(http.cookiejar.CookieJar):
 Client = TypeVar("Client", httpx.Client, httpx.AsyncClient)
 
 
-def _configured(kind: Type[Client], timeout: float, transport: Type[Any]) -> Client:
+TRANSPORTS = ("lean", "httpx")
+
+
+def transport_choice(transport: Optional[str] = None) -> str:
+    """``transport``, else ``OAUTH_CORE_TRANSPORT``, else ``"lean"``: which transport new clients send with.
+
+    Raises:
+        ConfigError: neither ``lean`` nor ``httpx``.
+    """
+    chosen = transport if transport is not None else os.environ.get("OAUTH_CORE_TRANSPORT", "").strip() or "lean"
+    if chosen not in TRANSPORTS:
+        raise ConfigError(f"unknown transport {chosen!r}: OAUTH_CORE_TRANSPORT (or transport=) is 'lean' or 'httpx'")
+    return chosen
+
+
+def _configured(kind: Type[Client], timeout: float, transports: Any, transport: Optional[str]) -> Client:
+    default, lean = transports
+    mounts = proxy_mounts(default)
+    options: Any = {}
+    if transport_choice(transport) == "lean" and not mounts:
+        options["transport"] = lean()  # with a proxy in the environment, httpx's transport does it all
     http = kind(
         timeout=timeout,
         follow_redirects=False,
         cookies=_NoCookies(),
         headers={"user-agent": USER_AGENT},
-        mounts=proxy_mounts(transport),
+        mounts=mounts,
+        **options,
     )
-    if not install_deadline_backend(getattr(http, "_transport", None)):
+    if not options and not install_deadline_backend(getattr(http, "_transport", None)):
         log.debug("httpx layout not recognised: the call deadline is checked between reads only")
     return http
 
 
-def new_http_client(timeout: float) -> httpx.Client:
+def new_http_client(timeout: float, *, transport: Optional[str] = None) -> httpx.Client:
     """The client's own httpx.Client: keep-alive, no redirects, no cookie jar, our User-Agent.
 
-    Environment proxies serve non-loopback hosts only, and its sockets obey the call deadline.
+    ``transport`` is ``"lean"`` (the default, see :mod:`~oauth_core.drivers.lean`) or ``"httpx"``
+    (httpx's own); None reads ``OAUTH_CORE_TRANSPORT``. With a proxy in the environment httpx's
+    transport is used. Environment proxies serve non-loopback hosts only, and its sockets obey the
+    call deadline.
+
+    Raises:
+        ConfigError: an unknown ``transport``.
     """
-    return _configured(httpx.Client, timeout, httpx.HTTPTransport)
+    return _configured(httpx.Client, timeout, (httpx.HTTPTransport, LeanTransport), transport)
 
 
-def new_async_http_client(timeout: float) -> httpx.AsyncClient:
+def new_async_http_client(timeout: float, *, transport: Optional[str] = None) -> httpx.AsyncClient:
     """The async twin of :func:`new_http_client`: an httpx.AsyncClient configured the same way."""
-    return _configured(httpx.AsyncClient, timeout, httpx.AsyncHTTPTransport)
+    return _configured(httpx.AsyncClient, timeout, (httpx.AsyncHTTPTransport, AsyncLeanTransport), transport)

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional, Tuple, TypeVar
 
+from ..core.cache_lookup import START_AFRESH
 from ..core.cache_rules import (
     CacheEntry as CacheEntry,
     CacheScope as CacheScope,
@@ -86,7 +87,6 @@ __all__ = [
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 MAX_BYTES_ENV = "OAUTH_CORE_CACHE_MAX_BYTES"
-_START_AFRESH = "delete the file to start afresh: only cached tokens are lost, and signing in again recreates it"
 
 R = TypeVar("R")
 Release = Callable[[], None]
@@ -109,9 +109,7 @@ def _parsed(data: bytes, where: str) -> State:
     try:
         parsed = strict_json(data)
     except NotStrictJSON as exc:
-        raise refusal(
-            CacheError, f"the token cache {where!r} {exc}; delete it to start afresh", _START_AFRESH
-        ) from None
+        raise refusal(CacheError, f"the token cache {where!r} {exc}; delete it to start afresh", START_AFRESH) from None
     return validated(parsed, where)
 
 
