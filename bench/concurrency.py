@@ -91,9 +91,11 @@ def run_modes(
     *,
     repeats: int = 1,
     delay: float = 0.0,
-    inject: Optional[Callable[[str], None]] = None,
+    inject: Optional[Callable[[str], Any]] = None,
+    connections: Optional[Callable[[], int]] = None,
 ) -> Tuple[Dict[str, Dict[str, Any]], List[str]]:
-    """Run each mode ``repeats`` times and keep the median; ``inject`` queues the server's delays."""
+    """Run each mode ``repeats`` times and keep the median; ``inject`` queues the server's delays,
+    ``connections`` counts the connections the server accepted (reported as new ones per round)."""
     results: Dict[str, Dict[str, Any]] = {}
     skipped: List[str] = []
     for mode in chosen:
@@ -104,12 +106,16 @@ def run_modes(
             continue
         walls: List[float] = []
         cpus: List[float] = []
+        opened: List[int] = []
         try:
             runner.block(3)  # discovery (MSAL), a first connection, imports
             for _ in range(repeats):
                 if delay and inject is not None:
                     inject(f"delay {delay} {n}")
+                before = connections() if connections else 0
                 wall, cpu = _run(mode, runner, n)
+                if connections:
+                    opened.append(connections() - before)
                 if delay and inject is not None:
                     inject("clear")
                 walls.append(wall)
@@ -126,6 +132,7 @@ def run_modes(
             "per_s": round(n / wall, 1),
             "cpu_us_per_refresh": round(statistics.median(cpus) / n * 1e6, 1),
             "walls_s": [round(w, 4) for w in walls],
+            "new_connections": statistics.median(opened) if opened else None,
         }
     return results, skipped
 

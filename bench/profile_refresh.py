@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Tuple
 import httpx
 
 from .entra import material
+from .runner_base import NoJar
 
 __all__ = ["main"]
 
@@ -48,7 +49,8 @@ def _reply(request: httpx.Request) -> httpx.Response:
 def _oauth_core() -> Callable[[], object]:
     from oauth_core import EntraClient, MemoryTokenCache
 
-    http = httpx.Client(transport=httpx.MockTransport(_reply))
+    # Configured as oauth_core's own clients are (no cookie jar: Entra sets three cookies per answer).
+    http = httpx.Client(transport=httpx.MockTransport(_reply), cookies=NoJar(), follow_redirects=False)
     client = EntraClient(
         CLIENT, TENANT, authority_host="http://127.0.0.1:1", cache=MemoryTokenCache(), http_client=http
     )
@@ -56,12 +58,11 @@ def _oauth_core() -> Callable[[], object]:
 
 
 def _httpx() -> Callable[[], object]:
-    http = httpx.Client(transport=httpx.MockTransport(_reply), cookies=None)
+    http = httpx.Client(transport=httpx.MockTransport(_reply), cookies=NoJar())
     url = f"http://127.0.0.1:1/{TENANT}/oauth2/v2.0/token"
     form = {"client_id": CLIENT, "grant_type": "refresh_token", "refresh_token": "0.AXkA-refresh", "scope": SCOPE}
 
     def send() -> object:
-        http.cookies.clear()
         return http.post(url, data=form).json()
 
     return send

@@ -1,8 +1,7 @@
-"""Turning results into Markdown tables, the target verdicts, JSON, PNG plots and ``bench/RESULTS.md``.
+"""Turning results into Markdown tables, the target verdicts, JSON and PNG plots.
 
 Plots use matplotlib's Agg backend (no display needed); without matplotlib they are skipped
-with a line saying so. ``RESULTS.md`` is regenerated from a run; whatever follows the notes
-marker in the old file is kept, so hand-written explanations survive the next run.
+with a line saying so. ``RESULTS.md`` is written by :mod:`bench.results_file`.
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .clients import LABELS
 from .stats import percentile, ratio
 
-__all__ = ["NOTES_MARKER", "markdown", "plots", "targets", "write_json", "write_results"]
+__all__ = ["markdown", "plots", "targets", "write_json"]
 
-NOTES_MARKER = "<!-- notes: everything below this line is kept when the file is regenerated -->"
 Row = Dict[str, Any]
 
 
@@ -97,8 +95,7 @@ def targets(data: Dict[str, Any]) -> List[Row]:
             ratio(ours, bare),
             "<=",
             1.15,
-            f"{_fmt(ours)} us vs {_fmt(bare)} us; on httpx's transport "
-            f"{_fmt(p50(plain, 'oauth_core-httpx'))} us",
+            f"{_fmt(ours)} us vs {_fmt(bare)} us; on httpx's transport {_fmt(p50(plain, 'oauth_core-httpx'))} us",
         )
     )
     cpu, base = _get(plain, "oauth_core", "cpu_us"), _get(plain, "httpx-nojar", "cpu_us")
@@ -304,6 +301,9 @@ _SCENARIOS = {
 }
 
 
+_CONCURRENCY_COLUMNS = "server,mode,n,in flight,wall s,refresh/s,CPU us/refresh,new conns,ideal s,x ideal".split(",")
+
+
 def _concurrency_table(groups: Dict[str, Dict[str, Row]]) -> str:
     body = []
     for key, rows in groups.items():
@@ -317,14 +317,15 @@ def _concurrency_table(groups: Dict[str, Dict[str, Row]]) -> str:
                     _fmt(row["wall_s"], 3),
                     row["per_s"],
                     row["cpu_us_per_refresh"],
+                    _fmt(row.get("new_connections"), 0),
                     _fmt(row.get("ideal_s"), 3),
                     _fmt(row.get("vs_ideal"), 2),
                 ]
             )
     return _table(
-        ["server", "mode", "n", "in flight", "wall s", "refresh/s", "CPU us/refresh", "ideal s", "x ideal"],
+        _CONCURRENCY_COLUMNS,
         body,
-        "llrrrrrrr",
+        "llrrrrrrrr",
     )
 
 
@@ -457,43 +458,3 @@ def plots(data: Dict[str, Any], samples: Dict[str, Dict[str, List[int]]], folder
         plt.close(fig)
         written.append("concurrency.png")
     return written, []
-
-
-# -- RESULTS.md -----------------------------------------------------------------------------------
-
-
-def _machine(meta: Dict[str, Any]) -> str:
-    m = meta.get("machine", {})
-    versions = ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())
-    return "\n".join(
-        [
-            f"- Date: {meta.get('date')}",
-            f"- Command: `{meta.get('command')}`",
-            f"- Machine: {m.get('cpu')}, {m.get('nproc')} CPUs (`nproc`), {m.get('memory')} RAM; {m.get('platform')}",
-            f"- Load average before / after: {m.get('load_before')} / {m.get('load_after')}",
-            f"- Python: {meta.get('python')}",
-            f"- Packages: {versions}",
-        ]
-    )
-
-
-def write_results(data: Dict[str, Any], path: Path, plot_names: Sequence[str]) -> None:
-    """Write ``RESULTS.md`` for a run (plots referenced relative to it), keeping the old notes."""
-    notes = ""
-    if path.exists():
-        old = path.read_text(encoding="utf-8")
-        if NOTES_MARKER in old:
-            notes = old.split(NOTES_MARKER, 1)[1].strip("\n")
-    parts = [
-        "# Benchmark results",
-        "The latest full run of `python -m bench` (regenerate with `python -m bench --results`). Ratios come "
-        "from one run on one machine; absolute times are context only. How to run and what each row means: "
-        "the Benchmarks section of the README.",
-        _machine(data.get("meta", {})),
-        markdown(data).rstrip("\n"),
-    ]
-    parts += [f"![{Path(name).stem}](plots/{name})" for name in plot_names]
-    parts.append(NOTES_MARKER)
-    if notes:
-        parts.append(notes)
-    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import report
+from . import report, results_file
 from .clients import Endpoint, trusting
 from .meta import load, say, versions
 from .stats import Samples
@@ -255,7 +255,9 @@ class Run:
                 self.skip([server.info["tls_skipped"]], "concurrency: ")
                 return
             fast = Endpoint(server.info["https"], server.info["ca"])
-            groups["fast"], skipped = run_modes(fast, chosen, s.concurrent, repeats=s.repeats)
+            groups["fast"], skipped = run_modes(
+                fast, chosen, s.concurrent, repeats=s.repeats, connections=server.connections
+            )
             self.skip(skipped, "concurrency: ")
         with ServerProcess("emulator") as emulator:
             endpoint = _emulator_endpoint(emulator.info)
@@ -329,7 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         plot_dir.mkdir(exist_ok=True)
         for name in plot_names:
             shutil.copyfile(out / name, plot_dir / name)
-        report.write_results(run.data, HERE / "RESULTS.md", plot_names)
+        results_file.write_results(run.data, HERE / "RESULTS.md", plot_names)
         say(f"wrote {HERE / 'RESULTS.md'} and {plot_dir}")
     print(report.markdown(run.data), end="")
     for target in run.data["targets"]:

@@ -11,7 +11,8 @@ request), for end-to-end runs; stdin takes ``delay SECONDS TIMES`` to inject
 ``Fault("delay", ...)`` on the token endpoint.
 
 Run as ``python -m bench.server fast|emulator``: it prints one JSON line (where it listens),
-then serves until stdin closes. :class:`ServerProcess` does that from the parent.
+then serves until stdin closes (``connections`` asks the fast one how many it has accepted).
+:class:`ServerProcess` does that from the parent.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, host: str, port: int, tls: Optional[ssl.SSLContext]) -> None:
         self.tls = tls
+        self.accepted = 0  # connections accepted so far (the concurrency rows report new ones per round)
+        self._counting = threading.Lock()
         super().__init__((host, port), _Handler)
         origin = f"{'https' if tls else 'http'}://{host}:{self.server_address[1]}"
         tokens = material()
@@ -95,6 +98,8 @@ class _Server(ThreadingHTTPServer):
         return self.missing
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        with self._counting:
+            self.accepted += 1
         conn = request
         try:
             if self.tls is not None:
@@ -110,6 +115,9 @@ class _Server(ThreadingHTTPServer):
         pass  # a client closing mid-request is normal at the end of a run
 
 
+_RUNNING: List[FastTokenServer] = []  # the fast servers of this process, for the ``connections`` command
+
+
 class FastTokenServer:
     """The pre-rendered token endpoint on a loopback port, served from a daemon thread."""
 
@@ -120,7 +128,13 @@ class FastTokenServer:
 
     def start(self) -> FastTokenServer:
         self._thread.start()
+        _RUNNING.append(self)
         return self
+
+    @property
+    def accepted(self) -> int:
+        """Connections accepted since the server started."""
+        return self._httpd.accepted
 
     def stop(self) -> None:
         self._httpd.shutdown()
@@ -181,6 +195,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             state.inject("token", Fault("delay", seconds=float(words[1])), times=int(words[2]))
         elif words[:1] == ["clear"] and kind == "emulator":
             state.clear_faults()
+        elif words[:1] == ["connections"] and kind == "fast":
+            print(f"ok {sum(server.accepted for server in _RUNNING)}", flush=True)
+            continue
         print("ok", flush=True)
     if kind == "emulator":
         state.stop()
@@ -210,13 +227,19 @@ class ServerProcess:
             raise RuntimeError(f"the {kind} token server did not start (exit {self._proc.returncode})")
         self.info: Dict[str, Any] = json.loads(line)
 
-    def command(self, text: str) -> None:
-        """Send one stdin command and wait for its ``ok``."""
+    def command(self, text: str) -> str:
+        """Send one stdin command and wait for its ``ok``; returns what follows it (``connections``: a count)."""
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._proc.stdin.write(text + "\n")
         self._proc.stdin.flush()
-        if self._proc.stdout.readline().strip() != "ok":
+        answer = self._proc.stdout.readline().split(maxsplit=1)
+        if answer[:1] != ["ok"]:
             raise RuntimeError(f"the {self.kind} server did not acknowledge {text!r}")
+        return answer[1].strip() if len(answer) > 1 else ""
+
+    def connections(self) -> int:
+        """Connections the fast server has accepted so far."""
+        return int(self.command("connections"))
 
     def close(self) -> None:
         if self._proc.stdin is not None:
