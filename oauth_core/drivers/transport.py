@@ -22,6 +22,7 @@ the code may have been used and to sign in again.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -189,6 +190,17 @@ async def async_read_limited(
     return chunks
 
 
+@functools.lru_cache(maxsize=64)
+def parsed_url(url: str) -> httpx.URL:
+    """``url`` as an ``httpx.URL``, parsed once per URL (a client calls a few endpoints, again and again).
+
+    httpx parses a URL string anew for every request it builds, about half of building one (some
+    40 us on a small machine). It copies a URL given as an ``httpx.URL`` instead (they are
+    immutable), so sharing them is safe. Request URLs hold no secrets (those go in bodies and headers).
+    """
+    return httpx.URL(url)
+
+
 class Attempt:
     """One request on the wire: the call deadline in force, its httpx request, its httpx errors classified.
 
@@ -219,7 +231,7 @@ class Attempt:
         clipped = None if until is None else clip_timeout(http.timeout, until)
         return http.build_request(
             request.method,
-            request.url,
+            parsed_url(request.url),
             headers=request.headers,
             content=request.body or None,
             extensions=self.extensions,
