@@ -442,3 +442,21 @@ def test_tls_trusts_the_ca_bundle_named_when_the_transport_was_built(
         transport = AsyncLeanTransport() if asynchronous else LeanTransport()
         with pytest.raises(httpx.ConnectError):
             get()
+
+
+def test_async_bursts_reuse_every_connection_the_last_burst_opened(serve: Any) -> None:
+    # Gathered tasks reach the pool unevenly; connections freed in a lull are kept (up to as many
+    # as may be in flight), so the next burst opens none.
+    server = serve([OK])
+
+    async def run() -> List[int]:
+        opened = []
+        async with httpx.AsyncClient(transport=AsyncLeanTransport(max_connections=40), timeout=5) as http:
+            for _ in range(3):
+                before = server.connections
+                await asyncio.gather(*(http.get(server.url) for _ in range(60)))
+                opened.append(server.connections - before)
+        return opened
+
+    first, *later = asyncio.run(run())
+    assert 1 <= first <= 40 and later == [0, 0]
