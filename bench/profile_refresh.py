@@ -3,18 +3,22 @@
 ``python -m bench.profile_refresh [--calls N]`` runs both over httpx's mock transport (no socket,
 the same pre-rendered Entra response), profiles them, and prints the time per call grouped by
 what does it: httpx itself, building the request, the send and retry wrapper, parsing the
-response (claims included), the cache save, and the flow plumbing. The profiler inflates every
-figure alike; the shares are what to read. No timing is asserted anywhere.
+response (claims included), the cache save, and the flow plumbing. ``--loopback`` sends over
+loopback http to the pre-rendered server instead (its own process), oauth_core on its lean
+transport and on httpx's beside bare httpx. The profiler inflates every figure alike; the
+shares are what to read. No timing is asserted anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import os
 import pstats
 import sys
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import httpx
 
@@ -25,12 +29,14 @@ __all__ = ["main"]
 
 # (group, path fragments): the first match names where a function's own time goes.
 GROUPS: List[Tuple[str, Tuple[str, ...]]] = [
+    ("lean transport and HTTP/1.1 parser", ("drivers/lean", "drivers/http1")),
     ("request building", ("core/grants.py", "core/messages.py:encode", "core/effects.py", "core/scopes.py")),
     ("send and retry wrapper", ("drivers/transport.py", "drivers/retry.py", "drivers/deadline.py", "drivers/throttle")),
     ("response parsing", ("core/messages.py", "core/claims.py", "core/redaction.py")),
     ("cache save", ("core/cache_rules.py", "core/cache_keys.py", "core/cache_index.py", "drivers/stores.py")),
     ("flow plumbing", ("core/flows.py", "core/silent.py", "drivers/sync.py", "drivers/common.py")),
-    ("httpx and httpcore", ("httpx/", "httpcore/", "h11/", "anyio/", "sniffio/")),
+    ("httpx", ("httpx/",)),
+    ("httpcore, h11, anyio", ("httpcore/", "h11/", "anyio/", "sniffio/")),
     ("json (stdlib)", ("json/",)),
     ("uuid, urllib, other stdlib", ("python3.", "lib/python")),
 ]
@@ -46,20 +52,38 @@ def _reply(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, content=_MATERIAL.body, headers=_MATERIAL.headers)
 
 
-def _oauth_core() -> Callable[[], object]:
+@contextlib.contextmanager
+def _transport(name: Optional[str]) -> Iterator[None]:
+    """``OAUTH_CORE_TRANSPORT=name`` while a client is built (it keeps its choice)."""
+    saved = os.environ.pop("OAUTH_CORE_TRANSPORT", None)
+    if name:
+        os.environ["OAUTH_CORE_TRANSPORT"] = name
+    try:
+        yield
+    finally:
+        os.environ.pop("OAUTH_CORE_TRANSPORT", None)
+        if saved is not None:
+            os.environ["OAUTH_CORE_TRANSPORT"] = saved
+
+
+def _oauth_core(origin: Optional[str] = None, transport: Optional[str] = None) -> Callable[[], object]:
     from oauth_core import EntraClient, MemoryTokenCache
 
-    # Configured as oauth_core's own clients are (no cookie jar: Entra sets three cookies per answer).
-    http = httpx.Client(transport=httpx.MockTransport(_reply), cookies=NoJar(), follow_redirects=False)
-    client = EntraClient(
-        CLIENT, TENANT, authority_host="http://127.0.0.1:1", cache=MemoryTokenCache(), http_client=http
-    )
+    if origin is None:  # configured as oauth_core's own clients are (no cookie jar: Entra sets three)
+        http = httpx.Client(transport=httpx.MockTransport(_reply), cookies=NoJar(), follow_redirects=False)
+        client = EntraClient(
+            CLIENT, TENANT, authority_host="http://127.0.0.1:1", cache=MemoryTokenCache(), http_client=http
+        )
+    else:
+        with _transport(transport):
+            client = EntraClient(CLIENT, TENANT, authority_host=origin, cache=MemoryTokenCache())
     return lambda: client.refresh("0.AXkA-refresh")
 
 
-def _httpx() -> Callable[[], object]:
-    http = httpx.Client(transport=httpx.MockTransport(_reply), cookies=NoJar())
-    url = f"http://127.0.0.1:1/{TENANT}/oauth2/v2.0/token"
+def _httpx(origin: Optional[str] = None) -> Callable[[], object]:
+    mock = {"transport": httpx.MockTransport(_reply)} if origin is None else {}
+    http = httpx.Client(cookies=NoJar(), **mock)
+    url = f"{origin or 'http://127.0.0.1:1'}/{TENANT}/oauth2/v2.0/token"
     form = {"client_id": CLIENT, "grant_type": "refresh_token", "refresh_token": "0.AXkA-refresh", "scope": SCOPE}
 
     def send() -> object:
@@ -70,7 +94,7 @@ def _httpx() -> Callable[[], object]:
 
 def _group(path: str) -> str:
     if path.startswith("~"):
-        return "builtins (C: str, bytes, dict methods)"
+        return "builtins (C: str, bytes, dict methods, socket waits)"
     for name, fragments in GROUPS:
         if any(fragment in path for fragment in fragments):
             return name
@@ -98,19 +122,39 @@ def profile(call: Callable[[], object], calls: int) -> Tuple[float, Dict[str, fl
     return plain, {k: v / calls * 1e6 for k, v in groups.items()}
 
 
+def _table(title: str, columns: Dict[str, Tuple[float, Dict[str, float]]]) -> None:
+    names = list(columns)
+    print(f"{title}\n")
+    print("| | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
+    print("| wall, unprofiled | " + " | ".join(f"{columns[n][0]:.1f} us" for n in names) + " |")
+    for group in [g for g, _ in GROUPS] + ["builtins (C: str, bytes, dict methods, socket waits)", "other"]:
+        if any(group in columns[n][1] for n in names):
+            print(f"| {group} | " + " | ".join(f"{columns[n][1].get(group, 0.0):.1f} us" for n in names) + " |")
+    totals = " | ".join(f"{sum(columns[n][1].values()):.1f} us" for n in names)
+    print(f"| **total, profiled** | {totals} |")
+    bare = columns[names[-1]][0]
+    print("\nunprofiled: " + ", ".join(f"{n} {columns[n][0] / bare:.2f}x" for n in names[:-1]) + f" {names[-1]}")
+
+
 def main(argv: List[str] = sys.argv[1:]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_refresh", description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=3000, help="calls profiled per client (default 3000)")
+    parser.add_argument("--loopback", action="store_true", help="over loopback http to the pre-rendered server")
     args = parser.parse_args(argv)
-    ours, ours_groups = profile(_oauth_core(), args.calls)
-    bare, bare_groups = profile(_httpx(), args.calls)
-    print(f"refresh over httpx's mock transport, {args.calls} calls each (profiled figures are inflated)\n")
-    print(f"| | oauth_core | bare httpx |\n|---|---:|---:|\n| wall, unprofiled | {ours:.1f} us | {bare:.1f} us |")
-    for name in [g for g, _ in GROUPS] + ["builtins (C: str, bytes, dict methods)", "other"]:
-        if name in ours_groups or name in bare_groups:
-            print(f"| {name} | {ours_groups.get(name, 0.0):.1f} us | {bare_groups.get(name, 0.0):.1f} us |")
-    print(f"| **total, profiled** | {sum(ours_groups.values()):.1f} us | {sum(bare_groups.values()):.1f} us |")
-    print(f"\nunprofiled ratio: {ours / bare:.2f}x bare httpx")
+    if not args.loopback:
+        columns = {"oauth_core": profile(_oauth_core(), args.calls), "bare httpx": profile(_httpx(), args.calls)}
+        _table(f"refresh over httpx's mock transport, {args.calls} calls each (profiled figures are inflated)", columns)
+        return 0
+    from .server import ServerProcess
+
+    with ServerProcess("fast") as server:
+        origin = server.info["http"]
+        columns = {
+            "oauth_core": profile(_oauth_core(origin), args.calls),
+            "oauth_core, httpx's transport": profile(_oauth_core(origin, "httpx"), args.calls),
+            "bare httpx": profile(_httpx(origin), args.calls),
+        }
+    _table(f"refresh over loopback http, {args.calls} calls each (profiled figures are inflated)", columns)
     return 0
 
 

@@ -106,10 +106,10 @@ class AsyncEngine(Engine[httpx.AsyncClient]):
             return exc
 
     # At most this many of this client's requests on the wire at once (None: no bound but the
-    # httpx pool's). httpcore's pool re-examines every queued request whenever a connection frees
-    # up, so hundreds of gathered refreshes on a few cores spend their time queueing inside it;
-    # waiting here instead is cheap. A bound also caps parallelism: set it for CPU-bound fan-out
-    # (8 measured best on 2 cores), not when requests mostly wait on the network.
+    # transport's). The lean transport's pool does not need it. On httpx's own transport, whose
+    # pool re-examines every queued request whenever a connection frees up, hundreds of gathered
+    # refreshes on a few cores queue inside that pool, and waiting here instead is cheaper. A bound
+    # caps parallelism too: set it for CPU-bound fan-out, not when requests wait on the network.
     max_in_flight: Optional[int] = None
 
     def _sending(self, bound: int) -> asyncio.Semaphore:
