@@ -20,14 +20,12 @@ A peer that is not installed raises :class:`Skip`; nothing is ever faked in its 
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import importlib
 import json
-import os
 import ssl
 import warnings
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, ContextManager, Dict, Optional
 from urllib.parse import urlencode, urlsplit
 
 from .entra import Material, material
@@ -38,6 +36,7 @@ from .runner_base import (
     NoJar,
     Runner,
     Skip,
+    environment,
     refresh_form,
     require_access_token,
     trusting,
@@ -182,21 +181,9 @@ def _oauth_core_http(endpoint: Endpoint, *, asynchronous: bool) -> Dict[str, Any
     return {"http_client": client}
 
 
-@contextlib.contextmanager
-def _transport_env(transport: Optional[str]) -> Iterator[None]:
+def _transport_env(transport: Optional[str]) -> ContextManager[None]:
     """``OAUTH_CORE_TRANSPORT=transport`` while a client is built (the client keeps its choice)."""
-    if transport is None:
-        yield
-        return
-    saved = os.environ.get("OAUTH_CORE_TRANSPORT")
-    os.environ["OAUTH_CORE_TRANSPORT"] = transport
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["OAUTH_CORE_TRANSPORT"]
-        else:
-            os.environ["OAUTH_CORE_TRANSPORT"] = saved
+    return environment("OAUTH_CORE_TRANSPORT", transport)
 
 
 class OauthCoreRunner(Runner):

@@ -47,11 +47,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .fleet_worker import msal_app
 from .meta import run_meta, say, write_results
 from .redis_server import optional_redis
+from .runner_base import trusting
 from .stats import percentile, ratio
 
 __all__ = ["main"]
@@ -103,19 +104,6 @@ def _environment(ca: str) -> Dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def _trusting(ca: str) -> Iterator[None]:
-    saved = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = ca
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("SSL_CERT_FILE", None)
-        else:
-            os.environ["SSL_CERT_FILE"] = saved
-
-
 def _log_lines(path: Path) -> List[Dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -164,7 +152,7 @@ def run_fleet(kind: str, emu: Any, sizes: Sizes, log: Path, cache_spec: Optional
                 raise RuntimeError(f"a {kind} worker did not start: {child.stderr.read()[-800:]}")
         began = time.time()
         if kind != "msal":
-            with _trusting(ca):
+            with trusting(ca):
                 if kind == "file":
                     cache: Any = FileTokenCache(str(cache_spec))
                 else:
@@ -246,7 +234,7 @@ def run_hits(sizes: Sizes, redis_url: Optional[str], folder: Path) -> Dict[str, 
 
     results: Dict[str, Any] = {}
     config = replace(EmulatorConfig.default(), token_lifetime=3600)
-    with Emulator(config, tls=True) as emu, _trusting(str(emu.ca_bundle)), contextlib.ExitStack() as stack:
+    with Emulator(config, tls=True) as emu, trusting(str(emu.ca_bundle)), contextlib.ExitStack() as stack:
 
         def signed_in(cache: Any) -> Any:
             client = stack.enter_context(

@@ -12,18 +12,16 @@ shares are what to read. No timing is asserted anywhere.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
-import os
 import pstats
 import sys
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import httpx
 
 from .entra import material
-from .runner_base import NoJar
+from .runner_base import NoJar, environment
 
 __all__ = ["main"]
 
@@ -52,20 +50,6 @@ def _reply(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, content=_MATERIAL.body, headers=_MATERIAL.headers)
 
 
-@contextlib.contextmanager
-def _transport(name: Optional[str]) -> Iterator[None]:
-    """``OAUTH_CORE_TRANSPORT=name`` while a client is built (it keeps its choice)."""
-    saved = os.environ.pop("OAUTH_CORE_TRANSPORT", None)
-    if name:
-        os.environ["OAUTH_CORE_TRANSPORT"] = name
-    try:
-        yield
-    finally:
-        os.environ.pop("OAUTH_CORE_TRANSPORT", None)
-        if saved is not None:
-            os.environ["OAUTH_CORE_TRANSPORT"] = saved
-
-
 def _oauth_core(origin: Optional[str] = None, transport: Optional[str] = None) -> Callable[[], object]:
     from oauth_core import EntraClient, MemoryTokenCache
 
@@ -75,7 +59,7 @@ def _oauth_core(origin: Optional[str] = None, transport: Optional[str] = None) -
             CLIENT, TENANT, authority_host="http://127.0.0.1:1", cache=MemoryTokenCache(), http_client=http
         )
     else:
-        with _transport(transport):
+        with environment("OAUTH_CORE_TRANSPORT", transport or "lean"):
             client = EntraClient(CLIENT, TENANT, authority_host=origin, cache=MemoryTokenCache())
     return lambda: client.refresh("0.AXkA-refresh")
 

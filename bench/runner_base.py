@@ -14,7 +14,7 @@ import http.cookiejar
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, ContextManager, Dict, Iterator, List, Optional, Tuple
 
 from .entra import CLIENT_ID, REFRESH_TOKEN, SCOPE, TENANT
 
@@ -24,6 +24,7 @@ __all__ = [
     "NoJar",
     "Runner",
     "Skip",
+    "environment",
     "refresh_form",
     "require_access_token",
     "trusting",
@@ -70,24 +71,29 @@ class NoJar(http.cookiejar.CookieJar):
 
 
 @contextlib.contextmanager
-def trusting(ca: Optional[str]) -> Iterator[None]:
+def environment(name: str, value: Optional[str]) -> Iterator[None]:
+    """``os.environ[name] = value`` inside the block, as it was after (``None``: left alone)."""
+    if value is None:
+        yield
+        return
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+def trusting(ca: Optional[str]) -> ContextManager[None]:
     """Trust ``ca`` while clients are built: httpx reads ``SSL_CERT_FILE`` when it makes its SSL context.
 
     ``SSL_CERT_FILE`` is what oauth_core tells users to set for a private CA; httpx-based peers
     (bare httpx, authlib) read it the same way, so every httpx client gets the same trust.
     """
-    if ca is None:
-        yield
-        return
-    saved = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = ca
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("SSL_CERT_FILE", None)
-        else:
-            os.environ["SSL_CERT_FILE"] = saved
+    return environment("SSL_CERT_FILE", ca)
 
 
 def require_access_token(data: Dict[str, Any]) -> None:
