@@ -25,7 +25,7 @@ import importlib
 import json
 import ssl
 import warnings
-from typing import Any, Callable, ContextManager, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 from urllib.parse import urlencode, urlsplit
 
 from .entra import Material, material
@@ -181,11 +181,6 @@ def _oauth_core_http(endpoint: Endpoint, *, asynchronous: bool) -> Dict[str, Any
     return {"http_client": client}
 
 
-def _transport_env(transport: Optional[str]) -> ContextManager[None]:
-    """``OAUTH_CORE_TRANSPORT=transport`` while a client is built (the client keeps its choice)."""
-    return environment("OAUTH_CORE_TRANSPORT", transport)
-
-
 class OauthCoreRunner(Runner):
     name = "oauth_core"
 
@@ -194,7 +189,7 @@ class OauthCoreRunner(Runner):
 
         if transport is not None:
             self.name = f"oauth_core-{transport}"
-        with trusting(endpoint.ca), _transport_env(transport):
+        with trusting(endpoint.ca), environment("OAUTH_CORE_TRANSPORT", transport):  # the client keeps it
             http = _oauth_core_http(endpoint, asynchronous=False)
             self.client = EntraClient(
                 endpoint.client_id,

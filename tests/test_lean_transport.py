@@ -388,16 +388,16 @@ def test_a_lost_response_on_every_attempt_ends_in_a_transient_error(serve: Any) 
     assert len(server.requests) == 3
 
 
-def test_the_transport_is_chosen_by_flag_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_transport_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("OAUTH_CORE_TRANSPORT", raising=False)
     assert transport_choice() == "lean"
     with new_http_client(5) as http:
         assert isinstance(http._transport, LeanTransport)  # type: ignore[attr-defined]
-    with new_http_client(5, transport="httpx") as http:
-        assert isinstance(http._transport, httpx.HTTPTransport)  # type: ignore[attr-defined]
     monkeypatch.setenv("OAUTH_CORE_TRANSPORT", "httpx")
+    with new_http_client(5) as http:
+        assert isinstance(http._transport, httpx.HTTPTransport)  # type: ignore[attr-defined]
     assert isinstance(new_async_http_client(5)._transport, httpx.AsyncHTTPTransport)  # type: ignore[attr-defined]
     monkeypatch.setenv("OAUTH_CORE_TRANSPORT", "curl")
     with pytest.raises(ConfigError, match="unknown transport 'curl'"):

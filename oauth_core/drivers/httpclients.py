@@ -1,9 +1,9 @@
 """The clients' own httpx clients: keep-alive, no redirects, no cookie jar, our User-Agent.
 
 They send through the lean transports (:mod:`~oauth_core.drivers.lean`) unless a proxy is set in
-the environment or ``OAUTH_CORE_TRANSPORT=httpx`` (or ``transport="httpx"``) asks for httpx's own
-transport. Environment proxies serve non-loopback hosts only (:mod:`~oauth_core.drivers.proxies`),
-and the sockets obey the call deadline (:mod:`~oauth_core.drivers.deadline`) either way.
+the environment or ``OAUTH_CORE_TRANSPORT=httpx`` asks for httpx's own transport. Environment
+proxies serve non-loopback hosts only (:mod:`~oauth_core.drivers.proxies`), and the sockets obey
+the call deadline (:mod:`~oauth_core.drivers.deadline`) either way.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import http.cookiejar
 import logging
 import os
 import platform
-from typing import Any, Optional, Type, TypeVar
+from typing import Any, Type, TypeVar
 
 import httpx
 
@@ -46,23 +46,22 @@ Client = TypeVar("Client", httpx.Client, httpx.AsyncClient)
 TRANSPORTS = ("lean", "httpx")
 
 
-def transport_choice(transport: Optional[str] = None) -> str:
-    """``transport``, else ``OAUTH_CORE_TRANSPORT``, else ``"lean"``: which transport new clients send with.
+def transport_choice() -> str:
+    """``OAUTH_CORE_TRANSPORT``, else ``"lean"``: which transport new clients send with.
 
     Raises:
         ConfigError: neither ``lean`` nor ``httpx``.
     """
-    chosen = transport if transport is not None else os.environ.get("OAUTH_CORE_TRANSPORT", "").strip() or "lean"
+    chosen = os.environ.get("OAUTH_CORE_TRANSPORT", "").strip() or "lean"
     if chosen not in TRANSPORTS:
-        raise ConfigError(f"unknown transport {chosen!r}: OAUTH_CORE_TRANSPORT (or transport=) is 'lean' or 'httpx'")
+        raise ConfigError(f"unknown transport {chosen!r}: OAUTH_CORE_TRANSPORT is 'lean' or 'httpx'")
     return chosen
 
 
-def _configured(kind: Type[Client], timeout: float, transports: Any, transport: Optional[str]) -> Client:
-    default, lean = transports
+def _configured(kind: Type[Client], timeout: float, default: Type[Any], lean: Type[Any]) -> Client:
     mounts = proxy_mounts(default)
     options: Any = {}
-    if transport_choice(transport) == "lean" and not mounts:
+    if transport_choice() == "lean" and not mounts:
         options["transport"] = lean()  # with a proxy in the environment, httpx's transport does it all
     http = kind(
         timeout=timeout,
@@ -77,20 +76,19 @@ def _configured(kind: Type[Client], timeout: float, transports: Any, transport: 
     return http
 
 
-def new_http_client(timeout: float, *, transport: Optional[str] = None) -> httpx.Client:
+def new_http_client(timeout: float) -> httpx.Client:
     """The client's own httpx.Client: keep-alive, no redirects, no cookie jar, our User-Agent.
 
-    ``transport`` is ``"lean"`` (the default, see :mod:`~oauth_core.drivers.lean`) or ``"httpx"``
-    (httpx's own); None reads ``OAUTH_CORE_TRANSPORT``. With a proxy in the environment httpx's
-    transport is used. Environment proxies serve non-loopback hosts only, and its sockets obey the
-    call deadline.
+    It sends through the lean transport (:mod:`~oauth_core.drivers.lean`), or httpx's own when
+    ``OAUTH_CORE_TRANSPORT=httpx`` or a proxy is set in the environment. Environment proxies serve
+    non-loopback hosts only, and its sockets obey the call deadline.
 
     Raises:
-        ConfigError: an unknown ``transport``.
+        ConfigError: an unknown ``OAUTH_CORE_TRANSPORT``.
     """
-    return _configured(httpx.Client, timeout, (httpx.HTTPTransport, LeanTransport), transport)
+    return _configured(httpx.Client, timeout, httpx.HTTPTransport, LeanTransport)
 
 
-def new_async_http_client(timeout: float, *, transport: Optional[str] = None) -> httpx.AsyncClient:
+def new_async_http_client(timeout: float) -> httpx.AsyncClient:
     """The async twin of :func:`new_http_client`: an httpx.AsyncClient configured the same way."""
-    return _configured(httpx.AsyncClient, timeout, (httpx.AsyncHTTPTransport, AsyncLeanTransport), transport)
+    return _configured(httpx.AsyncClient, timeout, httpx.AsyncHTTPTransport, AsyncLeanTransport)

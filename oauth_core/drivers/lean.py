@@ -9,8 +9,7 @@ request in flight, idle ones reused per origin, the protocol parsed by :mod:`.ht
 It obeys the call deadline (:data:`~oauth_core.drivers.deadline.CALL_DEADLINE`) in every connect,
 write and read, emits the httpcore ``trace`` events ``oauth-core bench`` reads, and raises the
 httpx errors httpx's own transport would. It is the default for the clients oauth_core builds
-when no proxy is configured; ``OAUTH_CORE_TRANSPORT=httpx`` (or ``transport="httpx"``) puts
-httpx's own transport back.
+when no proxy is configured; ``OAUTH_CORE_TRANSPORT=httpx`` puts httpx's own transport back.
 """
 
 from __future__ import annotations
